@@ -1,0 +1,71 @@
+"""The one table of every metric and attribute key Sieve emits.
+
+Collectors, the pipeline, dashboards and alert rules all take their names from here, so a renamed metric breaks
+a test instead of a dashboard. Each signal has its own module; ``ALL_METRICS`` joins them.
+
+``MetricSpec.prometheus_name`` follows what ``opentelemetry-exporter-prometheus`` 0.66b1 writes: characters outside
+``[a-zA-Z0-9_:]`` become ``_``, the unit becomes a suffix (``s`` -> ``_seconds``, ``By`` -> ``_bytes``; ``1`` and
+``{annotations}`` add nothing), and monotonic counters get ``_total``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(str, Enum):
+    COUNTER = "counter"
+    UP_DOWN_COUNTER = "updowncounter"  # exported to Prometheus as a gauge
+    HISTOGRAM = "histogram"
+    GAUGE = "gauge"  # observable gauge or observable up/down counter
+
+
+_UNIT_SUFFIX = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "%": "percent"}
+
+# Bucket boundaries in seconds: the SDK's defaults are millisecond-shaped and would put every sub-5 s duration
+# into one bucket (shared/reference/python-otel.md section 5.4).
+DURATION_BUCKETS_S: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+SIZE_BUCKETS_BY: tuple[float, ...] = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    labels: tuple[str, ...] = ()
+
+    @property
+    def prometheus_name(self) -> str:
+        base = re.sub(r"[^a-zA-Z0-9_:]", "_", self.name)
+        suffix = _UNIT_SUFFIX.get(self.unit, "")
+        if suffix and not base.endswith("_" + suffix):
+            base = f"{base}_{suffix}"
+        if self.kind is Kind.COUNTER and not base.endswith("_total"):
+            base += "_total"
+        return base
+
+    def prometheus_label(self, attribute: str) -> str:
+        return re.sub(r"[^a-zA-Z0-9_]", "_", attribute)
+
+
+def _all() -> tuple[MetricSpec, ...]:
+    from pipeline.names import logs, sampling, sink, storage, websocket
+
+    specs: list[MetricSpec] = []
+    for module in (websocket, storage, sampling, logs, sink):
+        specs.extend(module.METRICS)
+    names = [s.name for s in specs]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise RuntimeError(f"metric names declared twice: {sorted(duplicates)}")
+    return tuple(specs)
+
+
+ALL_METRICS: tuple[MetricSpec, ...] = _all()
+BY_NAME: dict[str, MetricSpec] = {s.name: s for s in ALL_METRICS}

@@ -1,0 +1,58 @@
+"""Shared fixtures: one embedded Postgres for the whole session, a fresh database per test that asks for one.
+
+``SIEVE_TEST_PG_DSN`` points the suite at an existing server instead (the fixture then creates and drops its
+databases there).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline.db import Database, start_embedded
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    dsn = os.environ.get("SIEVE_TEST_PG_DSN")
+    if dsn:
+        yield Database(dsn=dsn, embedded=False)
+        return
+    data_dir = Path(tmp_path_factory.mktemp("pg")) / "data"
+    db = start_embedded(data_dir)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _with_dbname(dsn: str, dbname: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
+
+
+@pytest.fixture
+def fresh_dsn(pg_server: Database) -> Iterator[str]:
+    """A DSN to an empty database of its own, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_dbname(pg_server.dsn, name)
+    finally:
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def migrated_dsn(fresh_dsn: str) -> str:
+    from pipeline.migrate import migrate
+
+    migrate(fresh_dsn)
+    return fresh_dsn
