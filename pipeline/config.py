@@ -57,7 +57,7 @@ class DatabaseSettings(_Section):
 
 
 class PrometheusSettings(_Section):
-    """The pull endpoint (``/metrics``, ``/healthz``, ``/readyz``). Loopback unless ``allow_remote`` is set."""
+    """HTTP endpoint: ``/metrics``, ``/healthz``, ``/readyz``. Loopback unless ``allow_remote`` is set."""
 
     enabled: bool = True
     allow_remote: bool = False

@@ -1,4 +1,4 @@
-"""Where Postgres comes from: an existing server named by a DSN, or an embedded one from the ``pgserver`` wheel.
+"""Where Postgres comes from: a server named by a DSN, or an embedded one from the ``pgserver`` wheel.
 
 The embedded server listens on a Unix socket only (no TCP port to collide with) and keeps its data under
 ``database.data_dir`` so a second ``sieve demo`` starts in well under a second.
@@ -7,6 +7,7 @@ The embedded server listens on a Unix socket only (no TCP port to collide with) 
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote, urlencode
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,33 @@ def redact_dsn(dsn: str) -> str:
     if info.get("password"):
         info["password"] = "***"
     return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
+
+
+def with_database(dsn: str, dbname: str) -> str:
+    """The same server and credentials, another database; always returns a URL (asyncpg accepts only URLs)."""
+    info = dict(psycopg.conninfo.conninfo_to_dict(dsn))
+    info["dbname"] = dbname
+    return to_url(psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None}))
+
+
+def to_url(dsn: str) -> str:
+    """A ``postgresql://`` URL for a DSN in either form; a Unix-socket host goes into the query string."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return dsn
+    info = {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(dsn).items() if v is not None}
+    user = quote(info.pop("user", ""), safe="")
+    password = info.pop("password", None)
+    host = info.pop("host", "")
+    port = info.pop("port", "")
+    dbname = quote(info.pop("dbname", ""), safe="")
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    netloc = auth
+    if host and not host.startswith("/"):
+        netloc += host + (f":{port}" if port else "")
+    else:
+        if host:
+            info["host"] = host
+        if port:
+            info["port"] = port
+    query = f"?{urlencode(info)}" if info else ""
+    return f"postgresql://{netloc}/{dbname}{query}"

@@ -3,7 +3,7 @@
 ::
 
     SieveError
-    ├── ConfigError          a setting has a value Sieve cannot accept (names the setting, the value, what is accepted)
+    ├── ConfigError          a setting has a value Sieve cannot accept (names setting, value, accepted)
     ├── DatabaseError        the embedded Postgres could not start, or a DSN could not be reached
     └── MigrationError       a migration failed, or an applied migration was edited afterwards
 

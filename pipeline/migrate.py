@@ -76,8 +76,7 @@ def migrate(dsn: str, directory: Path | None = None) -> list[Migration]:
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
             done = {
-                row[0]: row[1]
-                for row in conn.execute("SELECT version, checksum FROM public.sieve_schema_migrations")
+                row[0]: row[1] for row in conn.execute("SELECT version, checksum FROM public.sieve_schema_migrations")
             }
             for migration in migrations:
                 if migration.version in done:
@@ -90,8 +89,7 @@ def migrate(dsn: str, directory: Path | None = None) -> list[Migration]:
                     with conn.transaction():
                         conn.execute(migration.sql.encode())
                         conn.execute(
-                            "INSERT INTO public.sieve_schema_migrations (version, name, checksum)"
-                            " VALUES (%s, %s, %s)",
+                            "INSERT INTO public.sieve_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                             (migration.version, migration.name, migration.checksum),
                         )
                 except psycopg.Error as exc:
@@ -107,4 +105,6 @@ def applied(dsn: str) -> list[tuple[int, str]]:
         exists = conn.execute("SELECT to_regclass('public.sieve_schema_migrations')").fetchone()
         if not exists or exists[0] is None:
             return []
-        return [(r[0], r[1]) for r in conn.execute("SELECT version, name FROM public.sieve_schema_migrations ORDER BY 1")]
+        return [
+            (r[0], r[1]) for r in conn.execute("SELECT version, name FROM public.sieve_schema_migrations ORDER BY 1")
+        ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.db import Database, start_embedded
+from pipeline.db import Database, start_embedded, with_database
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +31,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
         db.close()
 
 
-def _with_dbname(dsn: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(dsn)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-
-
 @pytest.fixture
 def fresh_dsn(pg_server: Database) -> Iterator[str]:
     """A DSN to an empty database of its own, dropped after the test."""
@@ -44,7 +38,7 @@ def fresh_dsn(pg_server: Database) -> Iterator[str]:
     with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield _with_dbname(pg_server.dsn, name)
+        yield with_database(pg_server.dsn, name)
     finally:
         with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

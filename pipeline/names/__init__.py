@@ -1,21 +1,21 @@
 """The one table of every metric and attribute key Sieve emits.
 
-Collectors, the pipeline, dashboards and alert rules all take their names from here, so a renamed metric breaks
-a test instead of a dashboard. Each signal has its own module; ``ALL_METRICS`` joins them.
+Collectors, the pipeline, dashboards and alert rules all take their names from here, so a renamed metric
+breaks a test instead of a dashboard. Each signal has its own module; ``ALL_METRICS`` joins them.
 
-``MetricSpec.prometheus_name`` follows what ``opentelemetry-exporter-prometheus`` 0.66b1 writes: characters outside
-``[a-zA-Z0-9_:]`` become ``_``, the unit becomes a suffix (``s`` -> ``_seconds``, ``By`` -> ``_bytes``; ``1`` and
-``{annotations}`` add nothing), and monotonic counters get ``_total``.
+``MetricSpec.prometheus_name`` follows what ``opentelemetry-exporter-prometheus`` 0.66b1 writes: characters
+outside ``[a-zA-Z0-9_:]`` become ``_``, the unit becomes a suffix (``s`` -> ``_seconds``,
+``By`` -> ``_bytes``; ``1`` and ``{annotations}`` add nothing), and monotonic counters get ``_total``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     COUNTER = "counter"
     UP_DOWN_COUNTER = "updowncounter"  # exported to Prometheus as a gauge
     HISTOGRAM = "histogram"

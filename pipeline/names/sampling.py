@@ -1,7 +1,133 @@
-"""Metric names for the sampling part of the pipeline (filled in by its issue)."""
+"""Metric names and attribute keys of the sampling part of the pipeline (``pipeline/sampling``).
+
+Two families:
+
+* span metrics (RED) computed from every span *before* sampling, labelled like the Collector's ``spanmetrics``
+  connector (``span.name``, ``span.kind``, ``status.code``);
+* the tail sampler's self-metrics, shaped after the Collector ``tail_sampling`` processor's own telemetry
+  (``documentation.md`` there) under a ``sieve.sampling.`` prefix.
+
+The ``SPAN_*`` attribute keys are written on every kept span so counts can be re-weighted downstream.
+"""
 
 from __future__ import annotations
 
-from pipeline.names import MetricSpec
+from pipeline.names import Kind, MetricSpec
 
-METRICS: tuple[MetricSpec, ...] = ()
+# Attributes stamped on kept spans.
+SPAN_PROBABILITY = "sieve.sampling.probability"  # float in (0, 1]: effective keep probability of the trace
+SPAN_ADJUSTED_COUNT = "sieve.sampling.adjusted_count"  # float: 1 / probability
+SPAN_REASON = "sieve.sampling.reason"  # policy name that kept the trace (or "stress_relief")
+SPAN_CACHED_DECISION = "sieve.sampling.cached_decision"  # true when a late span followed a cached decision
+
+# Span-metric labels (the spanmetrics connector's names).
+SPAN_NAME = "span.name"
+SPAN_KIND = "span.kind"
+STATUS_CODE = "status.code"
+OTHER_SPAN_NAME = "other"  # overflow bucket once the span-name cap is reached
+
+# Self-metric labels.
+DECISION = "sieve.sampling.decision"  # "sampled" | "not_sampled" | "dropped"
+POLICY = "sieve.sampling.policy"  # deciding policy name, or "none"
+BOUND = "sieve.sampling.bound"  # which bound forced an early decision
+SHED_REASON = "sieve.sampling.shed_reason"  # "queue_full" | "stress_relief"
+ERROR_SITE = "sieve.sampling.error_site"  # where an internal error was caught
+
+SPAN_CALLS = MetricSpec(
+    "sieve.span.calls",
+    Kind.COUNTER,
+    "{span}",
+    "Every ended span, before sampling, by name, kind and status",
+    (SPAN_NAME, SPAN_KIND, STATUS_CODE),
+)
+SPAN_ERRORS = MetricSpec(
+    "sieve.span.errors",
+    Kind.COUNTER,
+    "{span}",
+    "Ended spans with status ERROR, before sampling",
+    (SPAN_NAME, SPAN_KIND),
+)
+SPAN_DURATION = MetricSpec(
+    "sieve.span.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Span duration, every span before sampling",
+    (SPAN_NAME, SPAN_KIND, STATUS_CODE),
+)
+
+TRACES_RECEIVED = MetricSpec(
+    "sieve.sampling.traces.received", Kind.COUNTER, "{trace}", "New trace ids entering the tail sampler buffer"
+)
+TRACES_DECIDED = MetricSpec(
+    "sieve.sampling.traces.decided",
+    Kind.COUNTER,
+    "{trace}",
+    "Tail decisions by outcome and deciding policy",
+    (DECISION, POLICY),
+)
+SPANS_RECEIVED = MetricSpec("sieve.sampling.spans.received", Kind.COUNTER, "{span}", "Spans handed to the sampler")
+SPANS_DECIDED = MetricSpec(
+    "sieve.sampling.spans.decided",
+    Kind.COUNTER,
+    "{span}",
+    "Spans forwarded (sampled) or released (not_sampled, dropped), by deciding policy",
+    (DECISION, POLICY),
+)
+TRACES_EARLY = MetricSpec(
+    "sieve.sampling.traces.decided_early",
+    Kind.COUNTER,
+    "{trace}",
+    "Traces decided before they were complete because a bound was hit",
+    (BOUND,),
+)
+SPANS_LATE = MetricSpec(
+    "sieve.sampling.spans.late",
+    Kind.COUNTER,
+    "{span}",
+    "Spans that arrived after their trace was decided and followed the cached decision",
+    (DECISION,),
+)
+SPANS_SHED = MetricSpec(
+    "sieve.sampling.spans.shed",
+    Kind.COUNTER,
+    "{span}",
+    "Spans not buffered because of overload (intake queue full or stress relief)",
+    (SHED_REASON,),
+)
+DECISION_LATENCY = MetricSpec(
+    "sieve.sampling.decision.latency", Kind.HISTOGRAM, "s", "Time from a trace's first span to its decision"
+)
+BUFFER_TRACES = MetricSpec("sieve.sampling.buffer.traces", Kind.GAUGE, "{trace}", "Traces held awaiting decision")
+BUFFER_SPANS = MetricSpec("sieve.sampling.buffer.spans", Kind.GAUGE, "{span}", "Spans held awaiting decision")
+BOOST_LEVEL = MetricSpec(
+    "sieve.sampling.boost.level", Kind.GAUGE, "1", "Current overall error-boost factor (1 = no boost)"
+)
+STRESS_ACTIVE = MetricSpec(
+    "sieve.sampling.stress.active", Kind.GAUGE, "1", "1 while stress relief sheds deterministically by trace id"
+)
+INTERNAL_ERRORS = MetricSpec(
+    "sieve.sampling.internal.errors",
+    Kind.COUNTER,
+    "{error}",
+    "Exceptions caught inside the sampler instead of reaching the application",
+    (ERROR_SITE,),
+)
+
+METRICS: tuple[MetricSpec, ...] = (
+    SPAN_CALLS,
+    SPAN_ERRORS,
+    SPAN_DURATION,
+    TRACES_RECEIVED,
+    TRACES_DECIDED,
+    SPANS_RECEIVED,
+    SPANS_DECIDED,
+    TRACES_EARLY,
+    SPANS_LATE,
+    SPANS_SHED,
+    DECISION_LATENCY,
+    BUFFER_TRACES,
+    BUFFER_SPANS,
+    BOOST_LEVEL,
+    STRESS_ACTIVE,
+    INTERNAL_ERRORS,
+)

@@ -37,7 +37,11 @@ CONNECTION_WAIT = MetricSpec(
     (POOL_NAME,),
 )
 CONNECTION_CREATE = MetricSpec(
-    "db.client.connection.create_time", Kind.HISTOGRAM, "s", "Time to establish a new connection", (POOL_NAME,)
+    "db.client.connection.create_time",
+    Kind.HISTOGRAM,
+    "s",
+    "Time to establish a new connection",
+    (POOL_NAME,),
 )
 CONNECTION_USE = MetricSpec(
     "db.client.connection.use_time",

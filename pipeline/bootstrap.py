@@ -1,0 +1,187 @@
+"""The composition root: settings in, wired OpenTelemetry providers out.
+
+This is the only place that assembles the pipeline. The span path is::
+
+    TracerProvider
+      -> upstream processors   (span metrics from every span: the sampling issue adds them here)
+      -> sampling step         (pass-through today; the tail sampler wraps the kept-span processors)
+      -> kept-span processors  (the SDK's BatchSpanProcessor per exporter: OTLP, a JSON-lines file, ...)
+
+Only this module and the CLI touch OpenTelemetry's global providers, and only when asked
+(``install_globals=True``): tests build as many independent ``Telemetry`` objects as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from prometheus_client import CollectorRegistry
+
+from pipeline.config import Settings
+from pipeline.health import ComponentState, Readiness
+from pipeline.http import TelemetryServer
+from pipeline.names import DURATION_BUCKETS_S
+
+log = logging.getLogger(__name__)
+
+# Wraps the kept-span processors; returns the processor the TracerProvider sees. Identity until tail sampling.
+SamplingStep = Callable[[SpanProcessor, MeterProvider], SpanProcessor]
+
+
+def _pass_through(kept: SpanProcessor, _meters: MeterProvider) -> SpanProcessor:
+    return kept
+
+
+@dataclass
+class Telemetry:
+    """Everything the composition root built; ``shutdown()`` flushes and stops it in order."""
+
+    settings: Settings
+    resource: Resource
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    registry: CollectorRegistry
+    readiness: Readiness
+    server: TelemetryServer | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"{self.server.url}/metrics" if self.server else None
+
+    def force_flush(self, timeout_ms: int = 10_000) -> None:
+        self.tracer_provider.force_flush(timeout_ms)
+        self.meter_provider.force_flush(timeout_ms)
+
+    def shutdown(self) -> None:
+        # Spans first (the batch processor drains), then metrics, then the endpoint that serves them.
+        for close in (self.tracer_provider.shutdown, self.meter_provider.shutdown, *reversed(self._closers)):
+            try:
+                close()
+            except Exception:  # shutting down must finish even when one part fails
+                log.exception("telemetry shutdown step failed")
+        if self.server:
+            self.server.stop()
+            self.server = None
+
+
+def build_telemetry(
+    settings: Settings,
+    *,
+    span_exporters: Sequence[SpanExporter] = (),
+    upstream_processors: Sequence[SpanProcessor] = (),
+    sampling: SamplingStep = _pass_through,
+    serve_http: bool | None = None,
+    install_globals: bool = False,
+) -> Telemetry:
+    """Build providers, exporters and the HTTP endpoint from ``settings``.
+
+    ``span_exporters`` are added to the ones the settings name (OTLP, the spans file); tests pass an
+    ``InMemorySpanExporter`` here.
+    """
+    resource = Resource.create({SERVICE_NAME: settings.service_name, SERVICE_INSTANCE_ID: str(uuid.uuid4())})
+    registry = CollectorRegistry(auto_describe=True)
+    readiness = Readiness()
+    closers: list[Callable[[], None]] = []
+
+    meter_provider = MeterProvider(
+        metric_readers=_metric_readers(settings, registry),
+        resource=resource,
+        views=_views(),
+        shutdown_on_exit=False,
+    )
+
+    tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
+    exporters = [*_configured_span_exporters(settings, closers), *span_exporters]
+    kept = SynchronousMultiSpanProcessor()
+    for exporter in exporters:
+        kept.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=settings.tracing.max_queue_size,
+                schedule_delay_millis=settings.tracing.schedule_delay_ms,
+                max_export_batch_size=settings.tracing.max_export_batch_size,
+                meter_provider=meter_provider,
+            )
+        )
+    for processor in upstream_processors:
+        tracer_provider.add_span_processor(processor)
+    tracer_provider.add_span_processor(sampling(kept, meter_provider))
+
+    readiness.register(
+        "exporters",
+        lambda: ComponentState(True, {"span_exporters": [type(e).__name__ for e in exporters]}),
+    )
+
+    telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, registry, readiness)
+    telemetry._closers = closers
+    if serve_http if serve_http is not None else settings.prometheus.enabled:
+        telemetry.server = TelemetryServer(
+            settings.prometheus.host, settings.prometheus.port, registry, readiness
+        ).start()
+        server = telemetry.server
+        readiness.register("prometheus", lambda: ComponentState(True, {"url": f"{server.url}/metrics"}))
+    if install_globals:
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(meter_provider)
+    return telemetry
+
+
+def _metric_readers(settings: Settings, registry: CollectorRegistry) -> list[MetricReader]:
+    readers: list[MetricReader] = [PrometheusMetricReader(registry=registry)]
+    if settings.otlp.endpoint:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=f"{settings.otlp.endpoint}/v1/metrics", timeout=settings.otlp.timeout_s)
+            )
+        )
+    return readers
+
+
+def _views() -> list[View]:
+    # Instrumentations that do not advise buckets (psycopg's db.client.operation.duration) still get seconds.
+    return [
+        View(instrument_name="*.duration", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S)),
+        View(instrument_name="*_time", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S)),
+    ]
+
+
+def _configured_span_exporters(settings: Settings, closers: list[Callable[[], None]]) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    if settings.otlp.endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporters.append(
+            OTLPSpanExporter(endpoint=f"{settings.otlp.endpoint}/v1/traces", timeout=settings.otlp.timeout_s)
+        )
+    if settings.tracing.spans_file:
+        exporters.append(json_lines_exporter(settings.tracing.spans_file, closers))
+    return exporters
+
+
+def json_lines_exporter(path: Path, closers: list[Callable[[], None]]) -> SpanExporter:
+    """Kept spans as one JSON object a line: the SDK's console exporter with a compact formatter."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out: IO[str] = path.open("a", encoding="utf-8")
+    closers.append(out.close)
+    return ConsoleSpanExporter(out=out, formatter=_span_line)
+
+
+def _span_line(span: ReadableSpan) -> str:
+    return span.to_json(indent=None) + "\n"

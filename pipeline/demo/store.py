@@ -1,0 +1,148 @@
+"""The demo's repository: conversations and messages, through asyncpg (reads) and psycopg 3 (writes).
+
+Both drivers are exercised on purpose: real services mix them, and each has its own instrumentation quirks.
+Every public method is one repository operation with its own span and duration (``collectors.storage``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from psycopg_pool import AsyncConnectionPool
+
+from collectors.storage import StorageTelemetry
+from pipeline.config import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: uuid.UUID
+    continuation_id: str
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    role: str
+    content: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    role: str
+    content: str
+    metadata: dict[str, Any]
+    turn_id: str
+
+    @property
+    def idempotency_key(self) -> str:
+        # The old key hashed role, content and created_at; a retried write got a new timestamp and doubled.
+        return hashlib.sha256(f"{self.turn_id}\x00{self.role}\x00{self.content}".encode()).hexdigest()
+
+
+class Store:
+    def __init__(self, reads: asyncpg.Pool, writes: AsyncConnectionPool, telemetry: StorageTelemetry) -> None:
+        self._reads = reads
+        self._writes = writes
+        self._t = telemetry
+
+    @classmethod
+    async def open(cls, dsn: str, telemetry: StorageTelemetry, settings: ServiceSettings) -> Store:
+        reads = await asyncpg.create_pool(
+            dsn,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            max_inactive_connection_lifetime=settings.pool_idle_lifetime_s,
+            connect=telemetry.asyncpg_connect("asyncpg"),
+            command_timeout=30,
+        )
+        writes: AsyncConnectionPool = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max(2, settings.pool_max_size // 2),
+            timeout=10,
+            connection_class=telemetry.psycopg_connection_class("psycopg"),
+            kwargs={"autocommit": True, "connect_timeout": 5},
+            open=False,
+        )
+        await writes.open(wait=True, timeout=30)
+        telemetry.watch_asyncpg_pool(reads, "asyncpg")
+        telemetry.watch_psycopg_pool(writes, "psycopg")
+        return cls(reads, writes, telemetry)
+
+    async def close(self) -> None:
+        await self._reads.close()
+        await self._writes.close()
+
+    async def get_conversation_by_continuation_id(self, continuation_id: str) -> Conversation | None:
+        async with (
+            self._t.operation("get_conversation_by_continuation_id", driver="asyncpg") as op,
+            self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
+        ):
+            row = await conn.fetchrow(
+                "SELECT id, continuation_id FROM public.conversations WHERE continuation_id = $1",
+                continuation_id,
+            )
+            op.returned(0 if row is None else 1)
+        return Conversation(row["id"], row["continuation_id"]) if row else None
+
+    async def save_conversation(self, continuation_id: str, session_id: str, title: str) -> Conversation:
+        async with (
+            self._t.operation("save_conversation", driver="asyncpg") as op,
+            self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
+        ):
+            row = await conn.fetchrow(
+                """INSERT INTO public.conversations (continuation_id, session_id, title)
+                   VALUES ($1, $2, $3)
+                   ON CONFLICT (continuation_id) DO UPDATE SET updated_at = now()
+                   RETURNING id, continuation_id""",
+                continuation_id,
+                session_id,
+                title,
+            )
+            op.returned(1)
+        return Conversation(row["id"], row["continuation_id"])
+
+    async def get_conversation_messages(
+        self, conversation_id: uuid.UUID, limit: int, before: datetime | None = None
+    ) -> list[StoredMessage]:
+        """The newest ``limit`` messages, newest first; ``before`` pages further back."""
+        async with (
+            self._t.operation("get_conversation_messages", driver="asyncpg") as op,
+            self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
+        ):
+            rows = await conn.fetch(
+                """SELECT role::text AS role, content, created_at FROM public.messages
+                   WHERE conversation_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2)
+                   ORDER BY created_at DESC LIMIT $3""",
+                conversation_id,
+                before,
+                limit,
+            )
+            op.returned(len(rows))
+        return [StoredMessage(r["role"], r["content"], r["created_at"]) for r in rows]
+
+    async def save_messages(self, conversation_id: uuid.UUID, messages: list[NewMessage]) -> int:
+        """Insert a turn's messages; a retried turn inserts nothing twice. Returns rows inserted."""
+        async with (
+            self._t.operation("save_messages", driver="psycopg") as op,
+            self._t.acquire_psycopg(self._writes, "psycopg") as conn,
+        ):
+            inserted = 0
+            async with conn.transaction():
+                for m in messages:
+                    cur = await conn.execute(
+                        """INSERT INTO public.messages (conversation_id, role, content, metadata, idempotency_key)
+                           VALUES (%s, %s, %s, %s::jsonb, %s)
+                           ON CONFLICT (idempotency_key) DO NOTHING""",
+                        (conversation_id, m.role, m.content, json.dumps(m.metadata), m.idempotency_key),
+                    )
+                    inserted += max(cur.rowcount, 0)
+            op.returned(inserted)
+        return inserted
