@@ -111,8 +111,9 @@ class ServiceSettings(_Section):
     progress_interval_s: float = Field(5.0, gt=0)
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(8, ge=1)
-    # asyncpg closes connections idle this long; the next lookup then pays connection set-up (the old story).
-    pool_idle_lifetime_s: float = Field(300.0, ge=0)
+    # asyncpg closes connections idle this long; the next lookup then pays connection set-up. Short by default
+    # so the demo reproduces the old system's story (old-system.md section 5.2); 0 keeps connections forever.
+    pool_idle_lifetime_s: float = Field(3.0, ge=0)
 
 
 class ProviderSettings(_Section):

@@ -50,12 +50,19 @@ def open_database(settings: DatabaseSettings) -> Database:
 
 
 def start_embedded(data_dir: Path, connect_timeout_s: float = 5.0) -> Database:
-    import pgserver  # imported lazily: a DSN user never pays for it
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver falls back to /tmp.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: a DSN user never pays for it
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(data_dir, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises plain exceptions with the server log in the message
         raise DatabaseError(f"the embedded Postgres under {data_dir} did not start: {exc}") from exc
     dsn = server.get_uri()

@@ -1,0 +1,91 @@
+"""The ``sieve`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import SieveError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sieve", description="Observability pipeline for async Python services")
+    parser.add_argument("--config", type=Path, help="YAML settings file (also SIEVE_CONFIG)")
+    parser.add_argument("--dsn", help="use this Postgres instead of the embedded one (also SIEVE_PG_DSN)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the demo service under load and print a report")
+    demo.add_argument("--duration", type=float, help="seconds of load (default 30)")
+    demo.add_argument("--clients", type=int, help="concurrent WebSocket clients (default 6)")
+    demo.add_argument("--serve", action="store_true", help="keep serving after the report (for Prometheus/Grafana)")
+    demo.add_argument("--port", type=int, help="WebSocket port (default 8079; 0 picks a free one)")
+    demo.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (default 9464; 0 picks a free one)")
+
+    sub.add_parser("migrate", help="apply the SQL migrations to the database")
+    sub.add_parser("config", help="print the effective settings as JSON")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if args.dsn:
+        o["database"] = {"dsn": args.dsn}
+    if args.command == "demo":
+        demo = {k: v for k, v in {"duration_s": args.duration, "clients": args.clients}.items() if v is not None}
+        if demo:
+            o["demo"] = demo
+        if args.port is not None:
+            o["service"] = {"port": args.port}
+        if args.metrics_port is not None:
+            o["prometheus"] = {"port": args.metrics_port}
+        o.setdefault("tracing", {}).setdefault("spans_file", ".sieve/demo-spans.jsonl")
+    return o
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings(args.config, **_overrides(args))
+        return _run(args, settings)
+    except SieveError as exc:
+        print(f"sieve: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.command
+    if command == "config":
+        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        return 0
+    if command == "migrate":
+        from pipeline.db import open_database
+        from pipeline.migrate import applied, migrate
+
+        with open_database(settings.database) as db:
+            done = migrate(db.dsn)
+            print(f"applied {len(done)} migration(s): {[m.path.name for m in done]}")
+            print(f"database is at version {applied(db.dsn)[-1][0] if applied(db.dsn) else 0}")
+        return 0
+    if command == "demo":
+        from pipeline.demo.run import run_demo
+
+        asyncio.run(run_demo(settings, serve=args.serve))
+        return 0
+    raise AssertionError(command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""The demo's closing report: a dict (written as JSON) and its plain-text rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.demo.loadgen import LoadResult
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def build_report(
+    load: LoadResult,
+    spans: dict[str, Any],
+    *,
+    metrics_url: str | None,
+    metric_families: int,
+    spans_file: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    lat = load.latencies_s
+    # Error share per 5-second window: the burst should stand out.
+    windows: list[dict[str, Any]] = []
+    for i in range(0, len(load.timeline), 5):
+        chunk = load.timeline[i : i + 5]
+        turns = sum(c["turns"] for c in chunk)
+        errors = sum(c["errors"] for c in chunk)
+        windows.append(
+            {
+                "from_s": chunk[0]["t_s"] - 1,
+                "to_s": chunk[-1]["t_s"],
+                "turns": turns,
+                "errors": errors,
+                "error_ratio": round(errors / turns, 3) if turns else 0.0,
+                "burst": any(c["burst"] for c in chunk),
+            }
+        )
+    report: dict[str, Any] = {
+        "load": {
+            "duration_s": round(load.duration_s, 1),
+            "turns": load.turns,
+            "turns_per_s": round(load.turns / load.duration_s, 1) if load.duration_s else 0.0,
+            "ok": load.ok,
+            "errors": dict(load.errors),
+            "slow_lookup_turns": load.slow_lookup_turns,
+            "traceparent_turns": load.traceparent_turns,
+            "latency_ms": {
+                "p50": round(_pct(lat, 0.5) * 1000, 1),
+                "p95": round(_pct(lat, 0.95) * 1000, 1),
+                "p99": round(_pct(lat, 0.99) * 1000, 1),
+            },
+            "error_burst_s": [round(load.burst[0], 1), round(load.burst[1], 1)],
+            "windows": windows,
+        },
+        "spans": spans,
+        "metrics": {"url": metrics_url, "families": metric_families},
+        "spans_file": spans_file,
+    }
+    report.update(extra or {})
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    load = report["load"]
+    lat = load["latency_ms"]
+    lines = [
+        "",
+        "Sieve demo report",
+        "=================",
+        f"turns       {load['turns']} in {load['duration_s']} s ({load['turns_per_s']}/s), ok {load['ok']}, "
+        f"errors {sum(load['errors'].values())} {load['errors'] or ''}",
+        f"latency     p50 {lat['p50']} ms   p95 {lat['p95']} ms   p99 {lat['p99']} ms",
+        f"traffic     {load['slow_lookup_turns']} turns on long histories, "
+        f"{load['traceparent_turns']} turns continued a client traceparent",
+        "",
+        "error ratio by window (the burst is marked *):",
+    ]
+    for w in load["windows"]:
+        bar = "#" * round(w["error_ratio"] * 40)
+        mark = "*" if w["burst"] else " "
+        lines.append(f"  {w['from_s']:>4}-{w['to_s']:<4}s {mark} {w['error_ratio']:>6.1%} {bar}")
+    spans = report["spans"]
+    lines += ["", f"spans       {spans['total']} seen"]
+    for name, count in list(spans["by_name"].items())[:12]:
+        errors = spans["errors_by_name"].get(name, 0)
+        lines.append(f"  {name:<40} {count:>7}" + (f"  ({errors} errors)" if errors else ""))
+    lines += ["", "where storage time goes (share of operation time: pool wait / connect / execute):"]
+    for op, s in spans["storage"].items():
+        share = s["share"]
+        lines.append(
+            f"  {op:<38} n={s['count']:<6} p50 {s['p50_ms']:>7} ms  p95 {s['p95_ms']:>7} ms  "
+            f"max {s['max_ms']:>7} ms   {share['pool_wait']:.0%} / {share['connect']:.0%} / {share['execute']:.0%}"
+        )
+    for key in ("sampling", "logs", "sink", "diagnosis"):
+        if key in report:
+            lines += ["", f"{key}: {report[key]}"]
+    metrics = report["metrics"]
+    lines += ["", f"metrics     {metrics['families']} metric families at {metrics['url'] or '(endpoint off)'}"]
+    if report.get("spans_file"):
+        lines.append(f"traces      kept spans written to {report['spans_file']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,164 @@
+"""``sieve demo``: Postgres, migrations, seed data, the instrumented service, the pipeline, load, a report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import psycopg
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from collectors.storage import StorageTelemetry, instrument_drivers
+from collectors.websocket import WebSocketInstrumentation
+from pipeline.bootstrap import Telemetry, build_telemetry
+from pipeline.config import Settings
+from pipeline.db import Database, open_database, to_url
+from pipeline.demo.loadgen import LoadGenerator, LoadResult
+from pipeline.demo.provider import Provider
+from pipeline.demo.report import build_report, render
+from pipeline.demo.seed import seed
+from pipeline.demo.service import CLIENT_OPS, DemoService
+from pipeline.demo.stats import SpanStats
+from pipeline.demo.store import Store
+from pipeline.health import CachedCheck, ComponentState
+from pipeline.migrate import migrate
+
+
+@dataclass
+class DemoStack:
+    """Everything ``sieve demo`` starts, so tests and benchmarks can start the same thing."""
+
+    settings: Settings
+    database: Database
+    telemetry: Telemetry | None
+    stats: SpanStats
+    store: Store
+    provider: Provider
+    service: DemoService
+
+    async def close(self) -> None:
+        await self.service.stop()
+        await self.store.close()
+        if self.telemetry:
+            self.telemetry.shutdown()
+        self.database.close()
+
+
+async def start_stack(settings: Settings, *, instrumented: bool = True, install_globals: bool = False) -> DemoStack:
+    database = open_database(settings.database)
+    migrate(database.dsn)
+    seed(database.dsn, settings.demo)
+    stats = SpanStats()
+    telemetry: Telemetry | None = None
+    tracer_provider = meter_provider = None
+    if instrumented:
+        if settings.tracing.spans_file:
+            settings.tracing.spans_file.unlink(missing_ok=True)  # one run's traces per file
+        telemetry = build_telemetry(settings, upstream_processors=[stats], install_globals=install_globals)
+        tracer_provider, meter_provider = telemetry.tracer_provider, telemetry.meter_provider
+        instrument_drivers(tracer_provider)
+        telemetry.readiness.register("database", CachedCheck(lambda: _database_state(database.dsn)))
+    else:
+        # The baseline for benchmarks: no SDK at all, the API's no-op providers.
+        from opentelemetry.metrics import NoOpMeterProvider
+        from opentelemetry.trace import NoOpTracerProvider
+
+        tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
+    storage = StorageTelemetry(tracer_provider, meter_provider)
+    store = await Store.open(to_url(database.dsn), storage, settings.service)
+    provider = Provider(settings.provider, tracer_provider, random.Random(1))
+    ws = WebSocketInstrumentation(
+        tracer_provider, meter_provider, ops=CLIENT_OPS, max_message_bytes=settings.service.max_message_bytes
+    )
+    service = await DemoService(settings.service, store, provider, ws).start()
+    return DemoStack(settings, database, telemetry, stats, store, provider, service)
+
+
+def _database_state(dsn: str) -> ComponentState:
+    t0 = time.perf_counter()
+    try:
+        with suppress_instrumentation(), psycopg.connect(dsn, connect_timeout=2, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return ComponentState(False, {"error": str(exc).splitlines()[0][:200]})
+    return ComponentState(True, {"round_trip_ms": round((time.perf_counter() - t0) * 1000, 1)})
+
+
+async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys.stderr) -> dict[str, Any]:
+    print(f"sieve demo: starting Postgres ({_where(settings)}), migrating, seeding...", file=out, flush=True)
+    stack = await start_stack(settings, install_globals=True)
+    telemetry = stack.telemetry
+    assert telemetry is not None
+    print(
+        f"sieve demo: service {stack.service.url}, metrics {telemetry.metrics_url or '(off)'}, "
+        f"{settings.demo.clients} clients for {settings.demo.duration_s:.0f} s",
+        file=out,
+        flush=True,
+    )
+    load = LoadGenerator(stack.service.url, settings, stack.provider)
+    progress = asyncio.create_task(_progress(load, stack, settings.demo.duration_s, out))
+    try:
+        result = await load.run(settings.demo.duration_s)
+        progress.cancel()
+        telemetry.force_flush()
+        report = _report(result, stack)
+        _write(report, settings.demo.report_path)
+        print(render(report), file=sys.stdout, flush=True)
+        print(f"report written to {settings.demo.report_path}", file=out)
+        if serve:
+            print("sieve demo: serving until interrupted (Ctrl-C); light load continues", file=out, flush=True)
+            while True:
+                await load.run(60.0, burst=False)
+        return report
+    finally:
+        progress.cancel()
+        await stack.close()
+
+
+def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
+    telemetry = stack.telemetry
+    assert telemetry is not None
+    families = len(list(telemetry.registry.collect()))
+    spans_file = stack.settings.tracing.spans_file
+    return build_report(
+        result,
+        stack.stats.snapshot(),
+        metrics_url=telemetry.metrics_url,
+        metric_families=families,
+        spans_file=str(spans_file) if spans_file else None,
+    )
+
+
+async def _progress(load: LoadGenerator, stack: DemoStack, duration_s: float, out: TextIO) -> None:
+    tty = out.isatty()
+    last_line = 0.0
+    while True:
+        await asyncio.sleep(1.0)
+        r = load.result
+        elapsed = time.monotonic() - r.started_at
+        b0, b1 = r.burst
+        burst = " [error burst]" if b0 <= elapsed < b1 else ""
+        line = (
+            f"[{elapsed:5.0f}/{duration_s:.0f} s] turns {r.turns:6d}  errors {r.error_count:5d}  "
+            f"spans {stack.stats.total:7d}{burst}"
+        )
+        if tty:
+            print("\r" + line.ljust(90), end="", file=out, flush=True)
+        elif elapsed - last_line >= 5:
+            print(line, file=out, flush=True)
+            last_line = elapsed
+
+
+def _write(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def _where(settings: Settings) -> str:
+    return "existing server from DSN" if settings.database.dsn else f"embedded, data in {settings.database.data_dir}"

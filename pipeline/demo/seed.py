@@ -1,0 +1,56 @@
+"""Seed data for the demo: ordinary conversations, and a few long ones whose history read is the slow lookup."""
+
+from __future__ import annotations
+
+import psycopg
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from pipeline.config import DemoSettings
+
+
+def normal_id(i: int) -> str:
+    return f"seed-{i}"
+
+
+def heavy_id(i: int) -> str:
+    return f"heavy-{i}"
+
+
+def seed(dsn: str, settings: DemoSettings, messages_per_conversation: int = 10) -> dict[str, int]:
+    """Create the seed rows unless they exist; returns how many rows this call inserted."""
+    inserted = {"conversations": 0, "messages": 0}
+    with suppress_instrumentation(), psycopg.connect(dsn, autocommit=True) as conn:
+        for prefix, count, per in (
+            ("seed-", settings.seed_conversations, messages_per_conversation),
+            ("heavy-", settings.heavy_conversations, settings.heavy_messages),
+        ):
+            if count == 0:
+                continue
+            cur = conn.execute(
+                """INSERT INTO public.conversations (continuation_id, title)
+                   SELECT %(prefix)s || g, 'seeded' FROM generate_series(0, %(count)s - 1) AS g
+                   ON CONFLICT (continuation_id) DO NOTHING""",
+                {"prefix": prefix, "count": count},
+            )
+            inserted["conversations"] += max(cur.rowcount, 0)
+            cur = conn.execute(
+                """INSERT INTO public.messages (conversation_id, role, content, idempotency_key, created_at)
+                   SELECT c.id,
+                          (CASE WHEN g %% 2 = 0 THEN 'user' ELSE 'assistant' END)::public.message_role,
+                          'seeded message ' || g || ' of ' || c.continuation_id,
+                          'seed:' || c.continuation_id || ':' || g,
+                          now() - make_interval(secs => g)
+                   FROM public.conversations c
+                   CROSS JOIN generate_series(1, %(per)s) AS g
+                   WHERE c.continuation_id LIKE %(like)s
+                     AND NOT EXISTS (
+                         SELECT 1 FROM public.messages m
+                         WHERE m.idempotency_key = 'seed:' || c.continuation_id || ':1')
+                   ON CONFLICT (idempotency_key) DO NOTHING""",
+                {"per": per, "like": prefix + "%"},
+            )
+            inserted["messages"] += max(cur.rowcount, 0)
+        if inserted["messages"]:
+            conn.execute("ANALYZE public.conversations")
+            conn.execute("ANALYZE public.messages")
+    return inserted

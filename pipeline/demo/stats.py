@@ -1,0 +1,106 @@
+"""What the demo report says about spans: counts by name and status, storage timings split by phase.
+
+A plain ``SpanProcessor`` that sees every span as it ends (before any sampling), kept deliberately small: the
+report needs a few numbers, not a trace store.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+from pipeline.names import storage as db
+
+_RESERVOIR = 5000
+
+
+@dataclass
+class _OpTimes:
+    count: int = 0
+    durations_s: list[float] = field(default_factory=list)
+    pool_wait_s: float = 0.0
+    connect_s: float = 0.0
+    execute_s: float = 0.0
+
+
+class SpanStats(SpanProcessor):
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rng = rng or random.Random(0)
+        self.by_name: Counter[str] = Counter()
+        self.errors_by_name: Counter[str] = Counter()
+        self.storage: dict[str, _OpTimes] = defaultdict(_OpTimes)
+        self.total = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attrs = span.attributes or {}
+        with self._lock:
+            self.total += 1
+            self.by_name[span.name] += 1
+            if span.status.status_code is StatusCode.ERROR:
+                self.errors_by_name[span.name] += 1
+            op = attrs.get(db.DB_OPERATION)
+            if op is not None and db.POOL_WAIT_S in attrs and span.end_time and span.start_time:
+                t = self.storage[str(op)]
+                t.count += 1
+                duration = (span.end_time - span.start_time) / 1e9
+                # A uniform reservoir keeps the percentiles honest without keeping every duration.
+                if len(t.durations_s) < _RESERVOIR:
+                    t.durations_s.append(duration)
+                else:
+                    j = self._rng.randrange(t.count)
+                    if j < _RESERVOIR:
+                        t.durations_s[j] = duration
+                t.pool_wait_s += float(attrs.get(db.POOL_WAIT_S, 0.0))  # type: ignore[arg-type]
+                t.connect_s += float(attrs.get(db.CONNECT_S, 0.0))  # type: ignore[arg-type]
+                t.execute_s += float(attrs.get(db.EXECUTE_S, 0.0))  # type: ignore[arg-type]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            storage = {}
+            for op, t in sorted(self.storage.items()):
+                d = sorted(t.durations_s)
+                phases = t.pool_wait_s + t.connect_s + t.execute_s or 1.0
+                storage[op] = {
+                    "count": t.count,
+                    "p50_ms": _ms(_q(d, 0.5)),
+                    "p95_ms": _ms(_q(d, 0.95)),
+                    "max_ms": _ms(d[-1] if d else 0.0),
+                    "share": {
+                        "pool_wait": round(t.pool_wait_s / phases, 3),
+                        "connect": round(t.connect_s / phases, 3),
+                        "execute": round(t.execute_s / phases, 3),
+                    },
+                }
+            return {
+                "total": self.total,
+                "by_name": dict(self.by_name.most_common()),
+                "errors_by_name": dict(self.errors_by_name.most_common()),
+                "storage": storage,
+            }
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _q(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)

@@ -1,0 +1,235 @@
+"""The Collector's deterministic filter policies.
+
+Semantics follow ``processor/tailsamplingprocessor`` (README and ``internal/sampling/*.go``): a filter votes
+sampled when *any* span (or resource) matches; with the deprecated ``invert_match`` it votes ``InvertSampled``
+only when *no* resource or span carries a matching value, else ``InvertNotSampled``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from opentelemetry.trace import StatusCode
+
+from pipeline.sampling.decision import Decision, deterministic, inverted
+from pipeline.sampling.trace import TraceView
+
+from .base import PolicySpec
+
+_STATUS_NAMES = {"OK": StatusCode.OK, "ERROR": StatusCode.ERROR, "UNSET": StatusCode.UNSET}
+_DEFAULT_REGEX_CACHE = 128  # the Collector's default cache_max_size
+_TRACESTATE_ENTRY_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class AlwaysSample(PolicySpec):
+    TYPE = "always_sample"
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        return deterministic(True, self.name)
+
+
+@dataclass(frozen=True)
+class Latency(PolicySpec):
+    """Trace duration (latest end - earliest start) >= threshold, or in (threshold, upper] when upper is set."""
+
+    TYPE = "latency"
+    threshold_ms: int = 0
+    upper_threshold_ms: int = 0
+
+    def __post_init__(self) -> None:
+        self._require(self.threshold_ms >= 0, "threshold_ms", self.threshold_ms, "an integer >= 0")
+        self._require(
+            self.upper_threshold_ms == 0 or self.upper_threshold_ms > self.threshold_ms,
+            "upper_threshold_ms",
+            self.upper_threshold_ms,
+            f"0 (no upper bound) or an integer > threshold_ms ({self.threshold_ms})",
+        )
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        duration_ms = trace.duration_ns // 1_000_000  # Go's Duration.Milliseconds() truncates
+        if self.upper_threshold_ms == 0:
+            return deterministic(duration_ms >= self.threshold_ms, self.name)
+        return deterministic(self.threshold_ms < duration_ms <= self.upper_threshold_ms, self.name)
+
+
+@dataclass(frozen=True)
+class StatusCodeFilter(PolicySpec):
+    TYPE = "status_code"
+    status_codes: tuple[str, ...] = ()
+    _codes: frozenset[StatusCode] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        accepted = "a non-empty list of OK, ERROR, UNSET"
+        self._require(bool(self.status_codes), "status_codes", list(self.status_codes), accepted)
+        for code in self.status_codes:
+            self._require(code in _STATUS_NAMES, "status_codes", code, accepted)
+        object.__setattr__(self, "_codes", frozenset(_STATUS_NAMES[c] for c in self.status_codes))
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        codes = self._codes
+        return deterministic(any(s.status.status_code in codes for s in trace.spans), self.name)
+
+
+@dataclass(frozen=True)
+class SpanCount(PolicySpec):
+    """Span count within [min_spans, max_spans], inclusive; ``max_spans: 0`` means no upper bound."""
+
+    TYPE = "span_count"
+    min_spans: int = 0
+    max_spans: int = 0
+
+    def __post_init__(self) -> None:
+        self._require(self.min_spans >= 0, "min_spans", self.min_spans, "an integer >= 0")
+        self._require(
+            self.max_spans == 0 or self.max_spans >= self.min_spans,
+            "max_spans",
+            self.max_spans,
+            f"0 (no upper bound) or an integer >= min_spans ({self.min_spans})",
+        )
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        n = trace.span_count
+        return deterministic(n >= self.min_spans and (self.max_spans == 0 or n <= self.max_spans), self.name)
+
+
+@dataclass(frozen=True)
+class TraceStateFilter(PolicySpec):
+    """Any span whose W3C tracestate has ``key`` equal to one of ``values``."""
+
+    TYPE = "trace_state"
+    key: str = ""
+    values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self._require(bool(self.key), "key", self.key, "a non-empty tracestate key")
+        self._require(bool(self.values), "values", list(self.values), "a non-empty list of values")
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        # Like the Collector, a key=value pair that could not fit in a tracestate entry never matches.
+        wanted = {v for v in self.values if v and len(self.key) + len(v) < _TRACESTATE_ENTRY_LIMIT}
+        for span in trace.spans:
+            ctx = span.context
+            if ctx is not None and ctx.trace_state.get(self.key) in wanted:
+                return deterministic(True, self.name)
+        return deterministic(False, self.name)
+
+
+@dataclass(frozen=True)
+class TraceFlags(PolicySpec):
+    """Any span already carrying the W3C sampled flag (e.g. head-sampled upstream)."""
+
+    TYPE = "trace_flags"
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        matched = any(s.context is not None and s.context.trace_flags.sampled for s in trace.spans)
+        return deterministic(matched, self.name)
+
+
+def _attribute_decision(
+    trace: TraceView, key: str, match: Callable[[object], bool], invert: bool, name: str
+) -> Decision:
+    """Any resource or span whose ``key`` matches; with ``invert`` the Collector's inverted vote."""
+    hit = any(key in attrs and match(attrs[key]) for attrs in trace.resources()) or any(
+        key in (s.attributes or {}) and match((s.attributes or {})[key]) for s in trace.spans
+    )
+    if invert:
+        return inverted(not hit, name)
+    return deterministic(hit, name)
+
+
+@dataclass(frozen=True)
+class StringAttribute(PolicySpec):
+    """Exact values, or regular expressions (searched, like Go's ``MatchString``) with a bounded result cache."""
+
+    TYPE = "string_attribute"
+    key: str = ""
+    values: tuple[str, ...] = ()
+    enabled_regex_matching: bool = False
+    cache_max_size: int = 0
+    invert_match: bool = False
+    _patterns: tuple[re.Pattern[str], ...] = field(init=False, compare=False, repr=False)
+    _cache: dict[str, bool] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._require(bool(self.key), "key", self.key, "a non-empty attribute key")
+        self._require(bool(self.values), "values", list(self.values), "a non-empty list of values")
+        self._require(self.cache_max_size >= 0, "cache_max_size", self.cache_max_size, "an integer >= 0")
+        patterns: list[re.Pattern[str]] = []
+        if self.enabled_regex_matching:
+            for value in self.values:
+                try:
+                    patterns.append(re.compile(value))
+                except re.error as exc:
+                    self._require(False, "values", value, f"a valid regular expression ({exc})")
+        object.__setattr__(self, "_patterns", tuple(patterns))
+        object.__setattr__(self, "_cache", {})
+
+    def _matches(self, value: object) -> bool:
+        if not isinstance(value, str) or value == "":
+            return False
+        if not self.enabled_regex_matching:
+            return value in self.values
+        cache = self._cache
+        hit = cache.get(value)
+        if hit is None:
+            hit = any(p.search(value) for p in self._patterns)
+            if len(cache) >= (self.cache_max_size or _DEFAULT_REGEX_CACHE):
+                cache.pop(next(iter(cache)))
+            cache[value] = hit
+        return hit
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        return _attribute_decision(trace, self.key, self._matches, self.invert_match, self.name)
+
+
+@dataclass(frozen=True)
+class NumericAttribute(PolicySpec):
+    """Integer (or float) attribute within [min_value, max_value]; a missing bound is open."""
+
+    TYPE = "numeric_attribute"
+    key: str = ""
+    min_value: int | None = None
+    max_value: int | None = None
+    invert_match: bool = False
+
+    def __post_init__(self) -> None:
+        self._require(bool(self.key), "key", self.key, "a non-empty attribute key")
+        self._require(
+            self.min_value is not None or self.max_value is not None,
+            "min_value",
+            None,
+            "at least one of min_value, max_value",
+        )
+        if self.min_value is not None and self.max_value is not None:
+            self._require(
+                self.max_value >= self.min_value, "max_value", self.max_value, f">= min_value ({self.min_value})"
+            )
+
+    def _matches(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        lo, hi = self.min_value, self.max_value
+        return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        return _attribute_decision(trace, self.key, self._matches, self.invert_match, self.name)
+
+
+@dataclass(frozen=True)
+class BooleanAttribute(PolicySpec):
+    TYPE = "boolean_attribute"
+    key: str = ""
+    value: bool = False
+    invert_match: bool = False
+
+    def __post_init__(self) -> None:
+        self._require(bool(self.key), "key", self.key, "a non-empty attribute key")
+
+    def _matches(self, value: object) -> bool:
+        return isinstance(value, bool) and value is self.value
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        return _attribute_decision(trace, self.key, self._matches, self.invert_match, self.name)
