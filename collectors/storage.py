@@ -38,9 +38,7 @@ _SCOPE = "sieve.collectors.storage"
 _SYSTEM = "postgresql"
 
 
-def instrument_drivers(
-    tracer_provider: TracerProvider | None = None, *, capture_parameters: bool = False
-) -> None:
+def instrument_drivers(tracer_provider: TracerProvider | None = None, *, capture_parameters: bool = False) -> None:
     """Turn on the contrib asyncpg and psycopg instrumentations (idempotent).
 
     Call before pools open: psycopg is traced by wrapping ``connect``, so connections made earlier are not.
@@ -79,9 +77,7 @@ class Operation:
         self.rows = rows
 
 
-_current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
-    "sieve_db_operation", default=None
-)
+_current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar("sieve_db_operation", default=None)
 
 
 class StorageTelemetry:

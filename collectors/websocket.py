@@ -85,10 +85,14 @@ class Message:
         return self.envelope.error
 
     def fail(self, error_type: str, description: str | None = None) -> None:
-        """Mark the message as failed without an exception (e.g. the reply was an ``error`` op)."""
-        self._error_type = error_type
+        """Mark the message as failed without an exception (e.g. the reply was an ``error`` op).
+
+        A malformed envelope keeps its own, more precise ``error.type`` (``not_json``, ``missing_op``, ...).
+        """
         self.span.set_status(Status(StatusCode.ERROR, description))
-        self.span.set_attribute(n.ERROR_TYPE, error_type)
+        if self.envelope.error is None:
+            self._error_type = error_type
+            self.span.set_attribute(n.ERROR_TYPE, error_type)
 
 
 class WebSocketInstrumentation:
@@ -98,6 +102,7 @@ class WebSocketInstrumentation:
         meter_provider: MeterProvider | None = None,
         *,
         ops: Iterable[str] | None = None,
+        send_ops: Iterable[str] | None = None,
         max_ops: int = 64,
         max_message_bytes: int = 1 << 20,
         op_field: str = "op",
@@ -106,16 +111,16 @@ class WebSocketInstrumentation:
     ) -> None:
         self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
         meter = get_meter(_SCOPE, meter_provider=meter_provider)
+        # Inbound ops come from peers (untrusted); outbound ops from the application. Both stay bounded.
         self._op_label = BoundedLabel(ops, max_ops)
+        self._send_op_label = BoundedLabel(send_ops, max_ops)
         self._close_label = BoundedLabel(None, 32)
         self._max_bytes = max_message_bytes
         self._op_field = op_field
         self._traceparent_field = traceparent_field
         self._allow_binary = allow_binary
         self._conns: weakref.WeakKeyDictionary[ServerConnection, _ConnState] = weakref.WeakKeyDictionary()
-        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, tuple[Span, float]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, tuple[Span, float]] = weakref.WeakKeyDictionary()
 
         def hist(spec: Any, buckets: tuple[float, ...]) -> Any:
             return meter.create_histogram(
@@ -131,9 +136,7 @@ class WebSocketInstrumentation:
         self._received = meter.create_counter(
             n.MESSAGES_RECEIVED.name, n.MESSAGES_RECEIVED.unit, n.MESSAGES_RECEIVED.description
         )
-        self._sent = meter.create_counter(
-            n.MESSAGES_SENT.name, n.MESSAGES_SENT.unit, n.MESSAGES_SENT.description
-        )
+        self._sent = meter.create_counter(n.MESSAGES_SENT.name, n.MESSAGES_SENT.unit, n.MESSAGES_SENT.description)
         self._closes = meter.create_counter(n.CLOSES.name, n.CLOSES.unit, n.CLOSES.description)
         self._errors = meter.create_counter(n.ERRORS.name, n.ERRORS.unit, n.ERRORS.description)
         self._size = hist(n.MESSAGE_SIZE_HIST, SIZE_BUCKETS_BY)
@@ -196,9 +199,7 @@ class WebSocketInstrumentation:
             result = process_request(connection, request)
             return await result if isinstance(result, Awaitable) else result
 
-        async def response_hook(
-            connection: ServerConnection, request: Request, response: Response
-        ) -> Response | None:
+        async def response_hook(connection: ServerConnection, request: Request, response: Response) -> Response | None:
             result: Any = None
             if process_response is not None:
                 result = process_response(connection, request, response)
@@ -316,7 +317,7 @@ class WebSocketInstrumentation:
 
     def _sent_metrics(self, op: str | None, size: int, duration_s: float, error: str) -> None:
         try:
-            label = self._op_label(op) if op else "unknown"
+            label = self._send_op_label(op) if op else "unknown"
             self._sent.add(1, {n.OP: label, n.ERROR_TYPE: error})
             self._send_duration.record(duration_s, {n.OP: label, n.ERROR_TYPE: error})
             self._size.record(size, {n.OP: label, n.DIRECTION: "transmit"})
@@ -360,9 +361,7 @@ class WebSocketInstrumentation:
                 attributes[n.REQUEST_ID] = env.request_id
             if env.error:
                 attributes[n.ERROR_TYPE] = env.error
-            span = self._tracer.start_span(
-                op, context=parent, kind=SpanKind.SERVER, links=links, attributes=attributes
-            )
+            span = self._tracer.start_span(op, context=parent, kind=SpanKind.SERVER, links=links, attributes=attributes)
             if env.error:
                 span.set_status(Status(StatusCode.ERROR, f"malformed message: {env.error}"))
                 self._errors.add(1, {n.ERROR_TYPE: env.error})

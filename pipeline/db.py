@@ -7,10 +7,10 @@ The embedded server listens on a Unix socket only (no TCP port to collide with) 
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote, urlencode
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import psycopg
 

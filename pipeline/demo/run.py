@@ -23,7 +23,7 @@ from pipeline.demo.loadgen import LoadGenerator, LoadResult
 from pipeline.demo.provider import Provider
 from pipeline.demo.report import build_report, render
 from pipeline.demo.seed import seed
-from pipeline.demo.service import CLIENT_OPS, DemoService
+from pipeline.demo.service import CLIENT_OPS, SERVER_OPS, DemoService
 from pipeline.demo.stats import SpanStats
 from pipeline.demo.store import Store
 from pipeline.health import CachedCheck, ComponentState
@@ -74,7 +74,11 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
     store = await Store.open(to_url(database.dsn), storage, settings.service)
     provider = Provider(settings.provider, tracer_provider, random.Random(1))
     ws = WebSocketInstrumentation(
-        tracer_provider, meter_provider, ops=CLIENT_OPS, max_message_bytes=settings.service.max_message_bytes
+        tracer_provider,
+        meter_provider,
+        ops=CLIENT_OPS,
+        send_ops=SERVER_OPS,
+        max_message_bytes=settings.service.max_message_bytes,
     )
     service = await DemoService(settings.service, store, provider, ws).start()
     return DemoStack(settings, database, telemetry, stats, store, provider, service)

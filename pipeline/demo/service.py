@@ -32,6 +32,10 @@ from pipeline.demo.store import NewMessage, Store
 log = logging.getLogger(__name__)
 
 CLIENT_OPS = frozenset({"hello", "call_tool", "tool_call", "list_tools", "ping", "cancel"})
+SERVER_OPS = frozenset(
+    {"hello_ack", "progress", "stream_chunk", "stream_complete", "call_tool_res", "list_tools_res", "cancelled"}
+    | {"pong", "error"}
+)
 TOOLS: dict[str, str] = {
     "chat": "Talk to the model, with the conversation's history",
     "analyze": "Ask the model to analyse the arguments, with the conversation's history",
@@ -168,7 +172,8 @@ class DemoService:
     ) -> None:
         body = msg.body
         if body is None:
-            await self._error(connection, msg, "bad_message", f"message rejected: {msg.error}")
+            # The instrumentation already marked the span with the precise reason (not_json, binary, ...).
+            await self._error(connection, None, "bad_message", f"message rejected: {msg.error}")
             return
         op = body.get("op")
         if op == "ping":

@@ -14,7 +14,7 @@ from collectors.websocket import WebSocketInstrumentation
 from pipeline.bootstrap import Telemetry, build_telemetry
 from pipeline.config import Settings, load_settings
 from pipeline.demo.provider import Provider
-from pipeline.demo.service import CLIENT_OPS, DemoService
+from pipeline.demo.service import CLIENT_OPS, SERVER_OPS, DemoService
 from pipeline.demo.store import Store
 
 
@@ -55,6 +55,7 @@ async def demo(migrated_dsn: str) -> AsyncIterator[Running]:
         telemetry.tracer_provider,
         telemetry.meter_provider,
         ops=CLIENT_OPS,
+        send_ops=SERVER_OPS,
         max_message_bytes=settings.service.max_message_bytes,
     )
     service = await DemoService(settings.service, store, provider, ws).start()

@@ -1,0 +1,93 @@
+"""The error signal: a per-key error-rate envelope that rises within a second and decays with a half-life.
+
+Per key (``(service, root operation)``) the signal keeps exponentially decayed counts of traces and error traces
+over a short ``window_s`` half-life; their ratio, against ``baseline_error_rate``, gives an instant boost
+``clamp(rate / baseline, 1, max_boost)``. The published boost is an envelope: it jumps up with the instant value
+and otherwise decays towards 1 with ``half_life_s``, so a burst raises the keep probability of that key's
+non-error traces at once and the raise fades smoothly after the burst ends.
+
+The log sampler reads the same object (``boost(key, now)``, ``level(now)``), so logs of a failing operation are
+kept more while it fails. The clock is passed in; nothing here sleeps or reads time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+Key = tuple[str, str]
+
+# A few pseudo-observations at the baseline rate, so one error among the first traces of a key does not read as
+# a 100 % error rate.
+PRIOR_TRACES = 5.0
+
+
+@dataclass(frozen=True)
+class ErrorSignalSettings:
+    baseline_error_rate: float = 0.01
+    max_boost: float = 10.0
+    half_life_s: float = 60.0
+    window_s: float = 5.0
+    max_keys: int = 256
+
+
+class _KeyState:
+    __slots__ = ("envelope", "errors", "last", "total")
+
+    def __init__(self, now: float) -> None:
+        self.total = 0.0
+        self.errors = 0.0
+        self.envelope = 1.0
+        self.last = now
+
+
+class ErrorSignal:
+    """Exponentially weighted error-rate boost per key. Thread-safe: the log sampler reads it from any thread."""
+
+    def __init__(self, settings: ErrorSignalSettings | None = None) -> None:
+        self.settings = settings or ErrorSignalSettings()
+        self._keys: OrderedDict[Key, _KeyState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _decayed_envelope(self, state: _KeyState, now: float) -> float:
+        dt = max(0.0, now - state.last)
+        return 1.0 + (state.envelope - 1.0) * 0.5 ** (dt / self.settings.half_life_s)
+
+    def observe(self, key: Key, error: bool, now: float) -> None:
+        """Record one finished trace of ``key``."""
+        s = self.settings
+        with self._lock:
+            state = self._keys.get(key)
+            if state is None:
+                state = _KeyState(now)
+                self._keys[key] = state
+                if len(self._keys) > s.max_keys:
+                    self._keys.popitem(last=False)  # forget the least recently observed key
+            else:
+                self._keys.move_to_end(key)
+            dt = max(0.0, now - state.last)
+            envelope = self._decayed_envelope(state, now)
+            decay = 0.5 ** (dt / s.window_s)
+            state.total = state.total * decay + 1.0
+            state.errors = state.errors * decay + (1.0 if error else 0.0)
+            state.last = max(state.last, now)
+            rate = (state.errors + PRIOR_TRACES * s.baseline_error_rate) / (state.total + PRIOR_TRACES)
+            instant = min(s.max_boost, max(1.0, rate / s.baseline_error_rate))
+            state.envelope = max(envelope, instant)
+
+    def boost(self, key: Key, now: float) -> float:
+        """The current boost factor of ``key``: 1 (no boost) up to ``max_boost``."""
+        with self._lock:
+            state = self._keys.get(key)
+            return 1.0 if state is None else self._decayed_envelope(state, now)
+
+    def level(self, now: float) -> float:
+        """The overall level: the highest boost across keys (1 when nothing is failing)."""
+        with self._lock:
+            return max((self._decayed_envelope(s, now) for s in self._keys.values()), default=1.0)
+
+    def snapshot(self, now: float) -> dict[str, float]:
+        """Boost per key as ``"service/operation"`` -> factor, for reports."""
+        with self._lock:
+            return {f"{k[0]}/{k[1]}": round(self._decayed_envelope(s, now), 3) for k, s in self._keys.items()}

@@ -1,0 +1,96 @@
+"""Trace-id randomness shared with the OpenTelemetry Collector, and the ``probabilistic`` policy.
+
+``internal/sampling/probabilistic.go``: FNV-1a 64 over ``salt`` bytes then the 16 trace-id bytes (big-endian),
+sampled when the hash is <= ``MaxUint64 * ratio`` computed in Go's ``big.Float`` (64-bit mantissa, round to
+nearest even, then truncated to an integer). The empty salt means ``"default-hash-seed"``. Reproducing both steps
+exactly makes a trace get the same decision here, in another process, and on the Collector tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+from pipeline.sampling.decision import Decision, Vote
+from pipeline.sampling.trace import TraceView
+
+from .base import PolicySpec
+
+DEFAULT_HASH_SALT = "default-hash-seed"
+MAX_UINT64 = (1 << 64) - 1
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK = MAX_UINT64
+
+
+@lru_cache(maxsize=64)
+def _salt_state(salt: str) -> int:
+    h = _FNV_OFFSET
+    for byte in salt.encode():
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return h
+
+
+def fnv1a64(salt: str, trace_id: int) -> int:
+    """FNV-1a 64 of ``salt`` followed by the trace id's 16 big-endian bytes."""
+    h = _salt_state(salt)
+    for byte in trace_id.to_bytes(16, "big"):
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return h
+
+
+def uniform(salt: str, trace_id: int) -> float:
+    """The trace's randomness in [0, 1) for ``salt``: all Sieve's random policies draw from this."""
+    return fnv1a64(salt, trace_id) / 18446744073709551616.0
+
+
+def collector_threshold(ratio: float) -> int:
+    """``MaxUint64 * ratio`` as Go's ``big.Float`` computes it (64-bit precision, nearest-even, truncate)."""
+    if ratio <= 0:
+        return 0
+    exact = Fraction(MAX_UINT64) * Fraction(ratio)
+    if exact >= MAX_UINT64:
+        return MAX_UINT64
+    # Round the exact product to a 64-bit mantissa, then drop the fraction like big.Float.Uint64().
+    exponent = exact.numerator.bit_length() - exact.denominator.bit_length()
+    if Fraction(2) ** exponent > exact:
+        exponent -= 1
+    scale = Fraction(2) ** (63 - exponent)
+    mantissa = round(exact * scale)  # Python rounds half to even
+    return int(mantissa / scale)
+
+
+def salt_or_default(salt: str) -> str:
+    return salt or DEFAULT_HASH_SALT
+
+
+@dataclass(frozen=True)
+class Probabilistic(PolicySpec):
+    """Keeps ``sampling_percentage`` % of traces, consistently by trace id (the Collector's hash)."""
+
+    TYPE = "probabilistic"
+    sampling_percentage: float = 0.0
+    hash_salt: str = ""
+    _threshold: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._require(
+            self.sampling_percentage >= 0,
+            "sampling_percentage",
+            self.sampling_percentage,
+            "a number >= 0 (values >= 100 sample everything)",
+        )
+        object.__setattr__(self, "_threshold", collector_threshold(self.sampling_percentage / 100))
+
+    @property
+    def probability(self) -> float:
+        return min(1.0, self.sampling_percentage / 100)
+
+    @property
+    def randomness(self) -> str:
+        return "fnv:" + salt_or_default(self.hash_salt)
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        keep = fnv1a64(salt_or_default(self.hash_salt), trace.trace_id) <= self._threshold
+        return Decision(Vote.SAMPLED if keep else Vote.NOT_SAMPLED, self.probability, self.name, self.randomness)
