@@ -231,14 +231,18 @@ class WebSocketInstrumentation:
         """Connection-level metrics for a handler that manages its own messages (explicit mode)."""
         state = self._state(connection)
         self._safe(self._connections.add, 1)
+        code = 1000
         try:
             yield
+        except BaseException:
+            code = 1011  # what the library sends when a handler fails
+            raise
         finally:
             if connection.close_code is None:
-                # The server would close with 1000 right after the handler returns; do it here so the
-                # close code is known when the connection's metrics are recorded.
+                # The server would close right after the handler returns; do it here (with the same code) so
+                # the close code is known when the connection's metrics are recorded.
                 with suppress(Exception):
-                    await connection.close()
+                    await connection.close(code)
             self._connection_ended(connection, state)
 
     def set_session(self, connection: ServerConnection, session_id: str) -> None:

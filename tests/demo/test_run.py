@@ -1,0 +1,63 @@
+"""`sieve demo` end to end, shortened: embedded Postgres, migrations, seed, service, load, report."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import load_settings
+from pipeline.demo.run import run_demo
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={},
+        database={"dsn": migrated_dsn},
+        prometheus={"port": 0},
+        service={"port": 0},
+        tracing={"spans_file": str(tmp_path / "spans.jsonl"), "schedule_delay_ms": 100},
+        demo={
+            "duration_s": 4,
+            "clients": 3,
+            "report_path": str(tmp_path / "report.json"),
+            "heavy_messages": 2000,
+            "error_burst_share": 0.5,
+        },
+    )
+    out = io.StringIO()
+    report = await run_demo(settings, out=out)
+    load = report["load"]
+    assert load["turns"] > 10
+    assert load["ok"] + sum(load["errors"].values()) == load["turns"]
+    assert sum(load["errors"].values()) > 0  # the error burst happened
+    assert any(w["burst"] for w in load["windows"])
+    assert report["spans"]["by_name"]["call_tool"] == load["turns"]
+    assert {"get_conversation_by_continuation_id", "get_conversation_messages", "save_messages"} <= set(
+        report["spans"]["storage"]
+    )
+    assert report["metrics"]["families"] > 10
+    assert json.loads((tmp_path / "report.json").read_text())["load"]["turns"] == load["turns"]
+    lines = (tmp_path / "spans.jsonl").read_text().splitlines()
+    assert len(lines) == report["spans"]["total"]
+    assert json.loads(lines[0])["context"]["trace_id"].startswith("0x")
+    assert "sieve demo: service ws://127.0.0.1:" in out.getvalue()
+
+
+def test_cli_reports_a_bad_setting_and_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIEVE_DEMO__CLIENTS", "0")
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "demo.clients" in err and "greater than or equal to 1" in err
+
+
+def test_cli_migrate_against_a_dsn(migrated_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--dsn", migrated_dsn, "migrate"]) == 0
+    assert "applied 0 migration(s)" in capsys.readouterr().out
