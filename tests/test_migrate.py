@@ -25,7 +25,7 @@ def test_applies_each_migration_once_and_records_it(fresh_dsn: str) -> None:
 def test_a_failing_migration_rolls_back_and_names_the_file(fresh_dsn: str, tmp_path: Path) -> None:
     (tmp_path / "0001_ok.sql").write_text("CREATE TABLE a (x int);")
     (tmp_path / "0002_broken.sql").write_text("CREATE TABLE b (x int); SELECT * FROM missing_table;")
-    with pytest.raises(MigrationError, match="0002_broken.sql"):
+    with pytest.raises(MigrationError, match=r"0002_broken\.sql"):
         migrate(fresh_dsn, tmp_path)
     with psycopg.connect(fresh_dsn) as conn:
         assert conn.execute("SELECT to_regclass('public.a')").fetchone() == ("a",)

@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 import psycopg
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
+from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
 from collectors.storage import StorageTelemetry, instrument_drivers
 from collectors.websocket import WebSocketInstrumentation
@@ -56,7 +58,8 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
     seed(database.dsn, settings.demo)
     stats = SpanStats()
     telemetry: Telemetry | None = None
-    tracer_provider = meter_provider = None
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
     if instrumented:
         if settings.tracing.spans_file:
             settings.tracing.spans_file.unlink(missing_ok=True)  # one run's traces per file
@@ -66,9 +69,6 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
         telemetry.readiness.register("database", CachedCheck(lambda: _database_state(database.dsn)))
     else:
         # The baseline for benchmarks: no SDK at all, the API's no-op providers.
-        from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.trace import NoOpTracerProvider
-
         tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
     storage = StorageTelemetry(tracer_provider, meter_provider)
     store = await Store.open(to_url(database.dsn), storage, settings.service)
