@@ -21,7 +21,6 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from collectors.storage import uninstrument_drivers
 from pipeline.config import Settings, load_settings
 from pipeline.demo.loadgen import LoadGenerator
 from pipeline.demo.run import start_stack
@@ -56,8 +55,6 @@ async def _round(settings: Settings, instrumented: bool, duration_s: float) -> d
         result = await load.run(duration_s, burst=False)
     finally:
         await stack.close()
-        if instrumented:
-            uninstrument_drivers()
     lat = sorted(result.latencies_s)
     return {
         "turns_per_s": result.turns / result.duration_s,

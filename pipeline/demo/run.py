@@ -16,7 +16,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
-from collectors.storage import StorageTelemetry, instrument_drivers
+from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
 from collectors.websocket import WebSocketInstrumentation
 from pipeline.bootstrap import Telemetry, build_telemetry
 from pipeline.config import Settings
@@ -48,6 +48,8 @@ class DemoStack:
         await self.service.stop()
         await self.store.close()
         if self.telemetry:
+            # The driver instrumentations are process-wide and bound to this stack's tracer provider.
+            uninstrument_drivers()
             self.telemetry.shutdown()
         self.database.close()
 
