@@ -7,6 +7,8 @@ databases there).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +20,19 @@ from pipeline.db import Database, start_embedded, with_database
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def pg_server() -> Iterator[Database]:
     dsn = os.environ.get("SIEVE_TEST_PG_DSN")
     if dsn:
         yield Database(dsn=dsn, embedded=False)
         return
-    data_dir = Path(tmp_path_factory.mktemp("pg")) / "data"
-    db = start_embedded(data_dir)
+    # Not pytest's tmp_path: concurrent pytest runs prune each other's old tmp dirs, data directory included.
+    root = Path(tempfile.mkdtemp(prefix="sieve-test-pg-"))
+    db = start_embedded(root / "data")
     try:
         yield db
     finally:
         db.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
