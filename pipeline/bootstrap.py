@@ -3,8 +3,8 @@
 This is the only place that assembles the pipeline. The span path is::
 
     TracerProvider
-      -> upstream processors   (span metrics from every span: the sampling issue adds them here)
-      -> sampling step         (pass-through today; the tail sampler wraps the kept-span processors)
+      -> upstream processors   (span metrics from every span, before any sampling; the demo's span stats)
+      -> tail sampler          (buffers per trace, decides, stamps kept spans; off: a pass-through)
       -> kept-span processors  (the SDK's BatchSpanProcessor per exporter: OTLP, a JSON-lines file, ...)
 
 Only this module and the CLI touch OpenTelemetry's global providers, and only when asked
@@ -35,15 +35,15 @@ from pipeline.config import Settings
 from pipeline.health import ComponentState, Readiness
 from pipeline.http import TelemetryServer
 from pipeline.names import DURATION_BUCKETS_S
+from pipeline.sampling import (
+    SpanMetricsProcessor,
+    TailSamplingConfig,
+    TailSamplingProcessor,
+    default_config,
+    load_tail_sampling_file,
+)
 
 log = logging.getLogger(__name__)
-
-# Wraps the kept-span processors; returns the processor the TracerProvider sees. Identity until tail sampling.
-SamplingStep = Callable[[SpanProcessor, MeterProvider], SpanProcessor]
-
-
-def _pass_through(kept: SpanProcessor, _meters: MeterProvider) -> SpanProcessor:
-    return kept
 
 
 @dataclass
@@ -57,6 +57,7 @@ class Telemetry:
     registry: CollectorRegistry
     readiness: Readiness
     server: TelemetryServer | None = None
+    sampler: TailSamplingProcessor | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
@@ -84,7 +85,6 @@ def build_telemetry(
     *,
     span_exporters: Sequence[SpanExporter] = (),
     upstream_processors: Sequence[SpanProcessor] = (),
-    sampling: SamplingStep = _pass_through,
     serve_http: bool | None = None,
     install_globals: bool = False,
 ) -> Telemetry:
@@ -121,16 +121,24 @@ def build_telemetry(
                 meter_provider=meter_provider,
             )
         )
+    sampler: TailSamplingProcessor | None = None
+    if settings.sampling.enabled:
+        # Span metrics see 100% of spans, so Prometheus stays exact whatever the sampler drops.
+        tracer_provider.add_span_processor(SpanMetricsProcessor(meter_provider))
     for processor in upstream_processors:
         tracer_provider.add_span_processor(processor)
-    tracer_provider.add_span_processor(sampling(kept, meter_provider))
+    if settings.sampling.enabled:
+        sampler = TailSamplingProcessor(kept, _sampling_config(settings), meter_provider=meter_provider)
+        tracer_provider.add_span_processor(sampler)
+    else:
+        tracer_provider.add_span_processor(kept)
 
     readiness.register(
         "exporters",
         lambda: ComponentState(True, {"span_exporters": [type(e).__name__ for e in exporters]}),
     )
 
-    telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, registry, readiness)
+    telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, registry, readiness, sampler=sampler)
     telemetry._closers = closers
     if serve_http if serve_http is not None else settings.prometheus.enabled:
         telemetry.server = TelemetryServer(
@@ -142,6 +150,12 @@ def build_telemetry(
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
     return telemetry
+
+
+def _sampling_config(settings: Settings) -> TailSamplingConfig:
+    if settings.sampling.policies_file:
+        return load_tail_sampling_file(settings.sampling.policies_file)
+    return default_config(with_extensions=settings.sampling.extensions)
 
 
 def _metric_readers(settings: Settings, registry: CollectorRegistry) -> list[MetricReader]:

@@ -99,6 +99,16 @@ class TracingSettings(_Section):
     spans_file: Path | None = None  # JSON lines of kept spans, for the demo and for people without a trace UI
 
 
+class SamplingSettings(_Section):
+    """In-process tail sampling (``pipeline/sampling``). Off means every span is kept."""
+
+    enabled: bool = True
+    # A Collector YAML whose ``tail_sampling`` block replaces the default policies (e.g. the repo's otel-config.yaml).
+    policies_file: Path | None = None
+    # Sieve's own policies (error_boost, rare) on top of the Collector-compatible ones.
+    extensions: bool = True
+
+
 class ServiceSettings(_Section):
     """The demo WebSocket service, shaped like the daemon Sieve replaces (old-system.md section 3)."""
 
@@ -149,6 +159,7 @@ class Settings(_Section):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)

@@ -10,6 +10,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +46,16 @@ class LoadResult:
 
 
 class LoadGenerator:
-    def __init__(self, url: str, settings: Settings, provider: Provider, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: Settings,
+        provider: Provider,
+        rng: random.Random | None = None,
+        probe: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.url = url
+        self.probe = probe  # extra fields for each second of the timeline (e.g. the sampler's boost level)
         self.settings = settings
         self.provider = provider
         self.rng = rng or random.Random(42)
@@ -80,7 +89,8 @@ class LoadGenerator:
             b0, b1 = self.result.burst
             in_burst = b0 <= t < b1
             self.provider.failure_rate = self.settings.demo.error_burst_failure_rate if in_burst else base
-            self.result.timeline.append({"t_s": round(t), **self._second, "burst": in_burst})
+            extra = self.probe() if self.probe else {}
+            self.result.timeline.append({"t_s": round(t), **self._second, "burst": in_burst, **extra})
             self._second = {"turns": 0, "errors": 0}
 
     async def _client(self, index: int, deadline: float, sends_traceparent: bool) -> None:

@@ -38,6 +38,7 @@ def build_report(
                 "errors": errors,
                 "error_ratio": round(errors / turns, 3) if turns else 0.0,
                 "burst": any(c["burst"] for c in chunk),
+                "boost": max((c.get("boost", 1.0) for c in chunk), default=1.0),
             }
         )
     report: dict[str, Any] = {
@@ -78,12 +79,14 @@ def render(report: dict[str, Any]) -> str:
         f"traffic     {load['slow_lookup_turns']} turns on long histories, "
         f"{load['traceparent_turns']} turns continued a client traceparent",
         "",
-        "error ratio by window (the burst is marked *):",
+        "error ratio and the sampler's error boost by window (the burst is marked *):",
     ]
     for w in load["windows"]:
         bar = "#" * round(w["error_ratio"] * 40)
         mark = "*" if w["burst"] else " "
-        lines.append(f"  {w['from_s']:>4}-{w['to_s']:<4}s {mark} {w['error_ratio']:>6.1%} {bar}")
+        lines.append(
+            f"  {w['from_s']:>4}-{w['to_s']:<4}s {mark} errors {w['error_ratio']:>6.1%}  boost x{w['boost']:<5} {bar}"
+        )
     spans = report["spans"]
     lines += ["", f"spans       {spans['total']} seen"]
     for name, count in list(spans["by_name"].items())[:12]:
@@ -96,7 +99,9 @@ def render(report: dict[str, Any]) -> str:
             f"  {op:<38} n={s['count']:<6} p50 {s['p50_ms']:>7} ms  p95 {s['p95_ms']:>7} ms  "
             f"max {s['max_ms']:>7} ms   {share['pool_wait']:.0%} / {share['connect']:.0%} / {share['execute']:.0%}"
         )
-    for key in ("sampling", "logs", "sink", "diagnosis"):
+    if "sampling" in report:
+        lines += _render_sampling(report["sampling"])
+    for key in ("logs", "sink", "diagnosis"):
         if key in report:
             lines += ["", f"{key}: {report[key]}"]
     metrics = report["metrics"]
@@ -104,3 +109,17 @@ def render(report: dict[str, Any]) -> str:
     if report.get("spans_file"):
         lines.append(f"traces      kept spans written to {report['spans_file']}")
     return "\n".join(lines) + "\n"
+
+
+def _render_sampling(s: dict[str, Any]) -> list[str]:
+    seen, kept = s["traces_seen"], s["traces_kept"]
+    lines = [
+        "",
+        f"tail sampling  traces {seen} seen, {kept} kept ({kept / seen:.1%})" if seen else "tail sampling  no traces",
+        f"               spans {s['spans_seen']} seen, {s['spans_kept']} kept, {s['spans_dropped']} dropped",
+        "  kept by policy:    " + ", ".join(f"{k} {v}" for k, v in s["kept_by_policy"].items()),
+        "  dropped by reason: " + ", ".join(f"{k} {v}" for k, v in s["dropped_by_reason"].items()),
+    ]
+    if s.get("decided_early"):
+        lines.append("  decided early (bounds): " + ", ".join(f"{k} {v}" for k, v in s["decided_early"].items()))
+    return lines

@@ -107,7 +107,9 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
         file=out,
         flush=True,
     )
-    load = LoadGenerator(stack.service.url, settings, stack.provider)
+    sampler = telemetry.sampler
+    probe = (lambda: {"boost": round(sampler.error_signal.level(time.monotonic()), 2)}) if sampler else None
+    load = LoadGenerator(stack.service.url, settings, stack.provider, probe=probe)
     progress = asyncio.create_task(_progress(load, stack, settings.demo.duration_s, out))
     try:
         result = await load.run(settings.demo.duration_s)
@@ -132,12 +134,18 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
     assert telemetry is not None
     families = len(list(telemetry.registry.collect()))
     spans_file = stack.settings.tracing.spans_file
+    extra: dict[str, Any] = {}
+    if telemetry.sampler is not None:
+        stats = telemetry.sampler.stats()
+        stats.pop("boost_by_key", None)
+        extra["sampling"] = stats
     return build_report(
         result,
         stack.stats.snapshot(),
         metrics_url=telemetry.metrics_url,
         metric_families=families,
         spans_file=str(spans_file) if spans_file else None,
+        extra=extra,
     )
 
 

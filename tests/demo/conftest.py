@@ -44,6 +44,8 @@ async def demo(migrated_dsn: str) -> AsyncIterator[Running]:
         service={"port": 0, "hello_timeout_s": 1.0, "progress_interval_s": 0.05, "max_message_bytes": 4096},
         provider={"latency_median_s": 0.01, "latency_sigma": 0.1, "chunks": 3, "failure_rate": 0.0},
         tracing={"schedule_delay_ms": 50},
+        # These tests are about the instrumentation: every span must reach the exporter.
+        sampling={"enabled": False},
     )
     spans = InMemorySpanExporter()
     telemetry = build_telemetry(settings, span_exporters=[spans])

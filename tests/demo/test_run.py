@@ -43,8 +43,14 @@ async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) ->
     )
     assert report["metrics"]["families"] > 10
     assert json.loads((tmp_path / "report.json").read_text())["load"]["turns"] == load["turns"]
+    # The tail sampler saw every span; the spans file holds exactly the kept ones, errors among them.
+    sampling = report["sampling"]
+    assert sampling["spans_seen"] == report["spans"]["total"]
+    assert sampling["spans_kept"] + sampling["spans_dropped"] == sampling["spans_seen"]
+    assert sampling["kept_by_policy"]["errors"] >= 1
     lines = (tmp_path / "spans.jsonl").read_text().splitlines()
-    assert len(lines) == report["spans"]["total"]
+    assert len(lines) == sampling["spans_kept"]
+    assert all(w["boost"] >= 1 for w in load["windows"])
     assert json.loads(lines[0])["context"]["trace_id"].startswith("0x")
     assert "sieve demo: service ws://127.0.0.1:" in out.getvalue()
 
