@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resou
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from pipeline.config import Settings
 from pipeline.health import ComponentState, Readiness
@@ -95,6 +95,8 @@ def build_telemetry(
     """
     resource = Resource.create({SERVICE_NAME: settings.service_name, SERVICE_INSTANCE_ID: str(uuid.uuid4())})
     registry = CollectorRegistry(auto_describe=True)
+    # Process CPU, memory and file descriptors, from prometheus_client's own collector.
+    ProcessCollector(registry=registry)
     readiness = Readiness()
     closers: list[Callable[[], None]] = []
 

@@ -101,6 +101,8 @@ def render(report: dict[str, Any]) -> str:
         )
     if "sampling" in report:
         lines += _render_sampling(report["sampling"])
+    if "event_loop" in report:
+        lines += ["", f"event loop     worst timer lag {report['event_loop']['max_lag_ms']} ms"]
     for key in ("logs", "sink", "diagnosis"):
         if key in report:
             lines += ["", f"{key}: {report[key]}"]

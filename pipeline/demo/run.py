@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
+from collectors.runtime import LoopMonitor
 from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
 from collectors.websocket import WebSocketInstrumentation
 from pipeline.bootstrap import Telemetry, build_telemetry
@@ -43,8 +44,11 @@ class DemoStack:
     store: Store
     provider: Provider
     service: DemoService
+    loop_monitor: LoopMonitor | None = None
 
     async def close(self) -> None:
+        if self.loop_monitor:
+            await self.loop_monitor.stop()
         await self.service.stop()
         await self.store.close()
         if self.telemetry:
@@ -83,7 +87,8 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
         max_message_bytes=settings.service.max_message_bytes,
     )
     service = await DemoService(settings.service, store, provider, ws).start()
-    return DemoStack(settings, database, telemetry, stats, store, provider, service)
+    monitor = LoopMonitor(meter_provider).start() if instrumented else None
+    return DemoStack(settings, database, telemetry, stats, store, provider, service, monitor)
 
 
 def _database_state(dsn: str) -> ComponentState:
@@ -139,6 +144,8 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         stats = telemetry.sampler.stats()
         stats.pop("boost_by_key", None)
         extra["sampling"] = stats
+    if stack.loop_monitor is not None:
+        extra["event_loop"] = {"max_lag_ms": round(stack.loop_monitor.max_lag_s * 1000, 1)}
     return build_report(
         result,
         stack.stats.snapshot(),

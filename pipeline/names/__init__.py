@@ -55,10 +55,10 @@ class MetricSpec:
 
 
 def _all() -> tuple[MetricSpec, ...]:
-    from pipeline.names import logs, sampling, sink, storage, websocket
+    from pipeline.names import logs, runtime, sampling, sink, storage, websocket
 
     specs: list[MetricSpec] = []
-    for module in (websocket, storage, sampling, logs, sink):
+    for module in (websocket, storage, runtime, sampling, logs, sink):
         specs.extend(module.METRICS)
     names = [s.name for s in specs]
     duplicates = {n for n in names if names.count(n) > 1}
