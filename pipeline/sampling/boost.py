@@ -1,10 +1,12 @@
-"""The error signal: a per-key error-rate envelope that rises within a second and decays with a half-life.
+"""The error signal: a per-key error-rate envelope that rises within seconds and decays with a half-life.
 
 Per key (``(service, root operation)``) the signal keeps exponentially decayed counts of traces and error traces
-over a short ``window_s`` half-life; their ratio, against ``baseline_error_rate``, gives an instant boost
-``clamp(rate / baseline, 1, max_boost)``. The published boost is an envelope: it jumps up with the instant value
-and otherwise decays towards 1 with ``half_life_s``, so a burst raises the keep probability of that key's
-non-error traces at once and the raise fades smoothly after the burst ends.
+over a short ``window_s`` half-life. When the error count exceeds what ``baseline_error_rate`` predicts by more
+than ``significance`` standard deviations (Poisson), the instant boost is ``clamp(rate / baseline, 1,
+max_boost)``; otherwise 1, so ordinary noise at the baseline rate does not raise the envelope. The published boost
+is an envelope: it jumps up with the instant value and otherwise decays towards 1 with ``half_life_s``, so a burst
+raises the keep probability of that key's non-error traces at once and the raise fades smoothly after the burst
+ends.
 
 The log sampler reads the same object (``boost(key, now)``, ``level(now)``), so logs of a failing operation are
 kept more while it fails. The clock is passed in; nothing here sleeps or reads time.
@@ -12,15 +14,12 @@ kept more while it fails. The clock is passed in; nothing here sleeps or reads t
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 Key = tuple[str, str]
-
-# A few pseudo-observations at the baseline rate, so one error among the first traces of a key does not read as
-# a 100 % error rate.
-PRIOR_TRACES = 5.0
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,10 @@ class ErrorSignalSettings:
     baseline_error_rate: float = 0.01
     max_boost: float = 10.0
     half_life_s: float = 60.0
-    window_s: float = 5.0
+    window_s: float = 2.0
     max_keys: int = 256
+    significance: float = 4.0
+    min_errors: float = 3.0  # decayed error count needed before any boost: one error is not a burst
 
 
 class _KeyState:
@@ -72,8 +73,11 @@ class ErrorSignal:
             state.total = state.total * decay + 1.0
             state.errors = state.errors * decay + (1.0 if error else 0.0)
             state.last = max(state.last, now)
-            rate = (state.errors + PRIOR_TRACES * s.baseline_error_rate) / (state.total + PRIOR_TRACES)
-            instant = min(s.max_boost, max(1.0, rate / s.baseline_error_rate))
+            expected = state.total * s.baseline_error_rate
+            instant = 1.0
+            excess = state.errors - expected
+            if state.errors >= s.min_errors and excess >= s.significance * math.sqrt(expected):
+                instant = min(s.max_boost, max(1.0, state.errors / expected))
             state.envelope = max(envelope, instant)
 
     def boost(self, key: Key, now: float) -> float:

@@ -16,6 +16,7 @@ filters and Collector-hash probabilistic policies (the default configuration) th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from pipeline.sampling.decision import (
@@ -43,10 +44,13 @@ def _groups(decisions: Iterable[Decision], reduce_max: bool) -> dict[str | None,
 
 def any_probability(decisions: Iterable[Decision]) -> float:
     """P(at least one of these votes is positive)."""
-    miss = 1.0
+    log_miss = 0.0  # log1p / expm1 keep tiny probabilities from rounding to 0
     for p in _groups(decisions, reduce_max=True).values():
-        miss *= 1.0 - min(1.0, max(0.0, p))
-    return 1.0 - miss
+        p = min(1.0, max(0.0, p))
+        if p >= 1.0:
+            return 1.0
+        log_miss += math.log1p(-p)
+    return -math.expm1(log_miss)
 
 
 def all_probability(decisions: Sequence[Decision]) -> tuple[float, str | None]:

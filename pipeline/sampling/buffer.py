@@ -1,0 +1,211 @@
+"""The pure core of the tail sampler: buffers spans per trace, decides when a trace is ready, returns releases.
+
+Fed spans and "now" (seconds on any monotonic clock); never sleeps, locks or reads time, so it is tested with a
+fake clock. A trace is decided:
+
+* ``decision_wait_after_root_received`` after its first local root span (no parent, or a remote parent) ended,
+  leaving a grace for children that end after their parent;
+* or ``decision_wait`` after its first span, if no local root ended in time;
+* or early, when a bound is hit: ``num_traces`` (the oldest trace), ``max_buffered_spans`` (the oldest trace) or
+  ``max_spans_per_trace`` (that trace) - each counted by bound;
+* or at ``flush`` (force_flush / shutdown).
+
+Late spans of a decided trace follow the decision cache; without a cache entry they start a new trace, as in the
+Collector. Under stress relief, spans of traces not already buffered are kept or dropped by trace id alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from pipeline.sampling.cache import DecisionCache
+from pipeline.sampling.config import TailSamplingConfig
+from pipeline.sampling.decision import NOT_SAMPLED_REASON, Outcome, Verdict
+from pipeline.sampling.engine import DecisionEngine
+from pipeline.sampling.stress import StressMonitor
+from pipeline.sampling.trace import TraceView, is_local_root
+
+STRESS_REASON = "stress_relief"
+SHUTDOWN_REASON = "shutdown"
+
+
+@dataclass(slots=True)
+class Release:
+    """Spans whose fate is known: forward them (``verdict.keep``) or let them go."""
+
+    trace_id: int
+    spans: list[ReadableSpan]
+    verdict: Verdict
+    trigger: str  # root | decision_wait | flush | <bound> | late | stress_relief
+    age_s: float = 0.0  # first span to decision
+    late: bool = False
+
+
+@dataclass
+class BufferStats:
+    """Plain counters, read by the processor's ``stats()`` and self-metrics."""
+
+    traces_received: int = 0
+    spans_received: int = 0
+    traces_decided: Counter[tuple[Outcome, str]] = field(default_factory=Counter)
+    spans_decided: Counter[tuple[Outcome, str]] = field(default_factory=Counter)
+    early: Counter[str] = field(default_factory=Counter)
+    late: Counter[Outcome] = field(default_factory=Counter)
+    shed: Counter[str] = field(default_factory=Counter)
+    triggers: Counter[str] = field(default_factory=Counter)
+
+
+class _Pending:
+    __slots__ = ("first_seen", "ready_at", "spans")
+
+    def __init__(self, now: float) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.first_seen = now
+        self.ready_at: float | None = None
+
+
+class TraceBuffer:
+    """Per-trace buffer with bounded memory. Not thread-safe: the processor's worker owns it."""
+
+    def __init__(self, config: TailSamplingConfig, engine: DecisionEngine | None = None) -> None:
+        self.config = config
+        self.engine = engine or DecisionEngine(config.policies, sample_on_first_match=config.sample_on_first_match)
+        self.cache = DecisionCache(config.sampled_cache_size, config.non_sampled_cache_size)
+        self.stress = StressMonitor(config.stress_relief)
+        self.stats = BufferStats()
+        self._traces: OrderedDict[int, _Pending] = OrderedDict()  # insertion order = age; O(1) oldest
+        self._ready: deque[tuple[float, int]] = deque()  # (ready_at, trace id), non-decreasing ready_at
+        self._span_total = 0
+
+    @property
+    def trace_count(self) -> int:
+        return len(self._traces)
+
+    @property
+    def span_count(self) -> int:
+        return self._span_total
+
+    def load_level(self) -> float:
+        """How full the buffer is, in percent of its tightest bound."""
+        c = self.config
+        return 100.0 * max(len(self._traces) / c.num_traces, self._span_total / c.max_buffered_spans)
+
+    def update_stress(self, now: float, intake_level: float = 0.0) -> bool:
+        return self.stress.update(max(self.load_level(), intake_level), now)
+
+    def add(self, span: ReadableSpan, now: float) -> list[Release]:
+        """Buffer one ended span; returns whatever this caused to be decided."""
+        ctx = span.context
+        if ctx is None:
+            return []
+        trace_id = ctx.trace_id
+        self.stats.spans_received += 1
+        pending = self._traces.get(trace_id)
+        releases: list[Release] = []
+        if pending is None:
+            late = self._late(trace_id, span)
+            if late is not None:
+                return [late]
+            if self.stress.active:
+                return [self._stress_release(trace_id, span)]
+            if len(self._traces) >= self.config.num_traces:
+                releases.append(self._decide_oldest(now, "num_traces"))
+            pending = _Pending(now)
+            self._traces[trace_id] = pending
+            self.stats.traces_received += 1
+        pending.spans.append(span)
+        self._span_total += 1
+        if pending.ready_at is None and is_local_root(span):
+            pending.ready_at = now + self.config.decision_wait_after_root_received_s
+            self._ready.append((pending.ready_at, trace_id))
+        if len(pending.spans) >= self.config.max_spans_per_trace:
+            releases.append(self._decide(trace_id, now, "span_limit", early=True))
+        while self._span_total > self.config.max_buffered_spans and self._traces:
+            releases.append(self._decide_oldest(now, "max_buffered_spans"))
+        return releases
+
+    def expire(self, now: float) -> list[Release]:
+        """Decide every trace that is ready at ``now``."""
+        releases: list[Release] = []
+        ready = self._ready
+        while ready and ready[0][0] <= now:
+            ready_at, trace_id = ready.popleft()
+            pending = self._traces.get(trace_id)
+            if pending is not None and pending.ready_at == ready_at:
+                releases.append(self._decide(trace_id, now, "root"))
+        deadline = now - self.config.decision_wait_s
+        traces = self._traces
+        while traces:
+            trace_id = next(iter(traces))
+            if traces[trace_id].first_seen > deadline:
+                break
+            releases.append(self._decide(trace_id, now, "decision_wait"))
+        return releases
+
+    def flush(self, now: float, *, drop: bool = False) -> list[Release]:
+        """Decide (or, with ``drop``, release undecided) every buffered trace."""
+        releases = []
+        while self._traces:
+            trace_id = next(iter(self._traces))
+            if drop:
+                releases.append(self._drop_pending(trace_id, now))
+            else:
+                releases.append(self._decide(trace_id, now, "flush"))
+        self._ready.clear()
+        return releases
+
+    def _late(self, trace_id: int, span: ReadableSpan) -> Release | None:
+        kept = self.cache.sampled(trace_id)
+        if kept is not None:
+            verdict = Verdict(Outcome.SAMPLED, kept[0], kept[1])
+        elif self.cache.dropped(trace_id):
+            verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, NOT_SAMPLED_REASON)
+        else:
+            return None
+        self.stats.late[verdict.outcome] += 1
+        self.stats.spans_decided[(verdict.outcome, verdict.reason)] += 1
+        return Release(trace_id, [span], verdict, "late", late=True)
+
+    def _stress_release(self, trace_id: int, span: ReadableSpan) -> Release:
+        keep = self.stress.keep(trace_id)
+        verdict = (
+            Verdict(Outcome.SAMPLED, self.stress.probability, STRESS_REASON)
+            if keep
+            else Verdict(Outcome.NOT_SAMPLED, 0.0, STRESS_REASON)
+        )
+        self.stats.shed[STRESS_REASON] += 1
+        self.stats.spans_decided[(verdict.outcome, verdict.reason)] += 1
+        return Release(trace_id, [span], verdict, STRESS_REASON)
+
+    def _decide_oldest(self, now: float, bound: str) -> Release:
+        return self._decide(next(iter(self._traces)), now, bound, early=True)
+
+    def _decide(self, trace_id: int, now: float, trigger: str, *, early: bool = False) -> Release:
+        pending = self._traces.pop(trace_id)
+        self._span_total -= len(pending.spans)
+        verdict = self.engine.decide(TraceView(trace_id, pending.spans), now)
+        if verdict.keep:
+            self.cache.put_sampled(trace_id, verdict.probability, verdict.reason)
+        else:
+            self.cache.put_dropped(trace_id)
+        return self._record(trace_id, pending, verdict, trigger, now, early)
+
+    def _drop_pending(self, trace_id: int, now: float) -> Release:
+        pending = self._traces.pop(trace_id)
+        self._span_total -= len(pending.spans)
+        verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, SHUTDOWN_REASON)
+        return self._record(trace_id, pending, verdict, SHUTDOWN_REASON, now, early=True)
+
+    def _record(
+        self, trace_id: int, pending: _Pending, verdict: Verdict, trigger: str, now: float, early: bool
+    ) -> Release:
+        stats = self.stats
+        stats.traces_decided[(verdict.outcome, verdict.reason)] += 1
+        stats.spans_decided[(verdict.outcome, verdict.reason)] += len(pending.spans)
+        stats.triggers[trigger] += 1
+        if early:
+            stats.early[trigger] += 1
+        return Release(trace_id, pending.spans, verdict, trigger, age_s=max(0.0, now - pending.first_seen))

@@ -1,0 +1,109 @@
+"""The tail sampler's self-metrics, and a no-op twin for when no MeterProvider is given.
+
+Counters are published once per worker tick as deltas of the buffer's plain counters, so the hot path never
+touches an instrument (the Collector learned this the hard way: contrib PR #41888). Names come from
+:mod:`pipeline.names.sampling`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+
+from pipeline.names import DURATION_BUCKETS_S
+from pipeline.names import sampling as n
+from pipeline.sampling.buffer import BufferStats
+
+Gauges = Callable[[], dict[str, float]]  # keys: traces, spans, boost, stress
+
+
+class NoopSamplerMetrics:
+    """Same interface, records nothing."""
+
+    def publish(self, stats: BufferStats) -> None:
+        pass
+
+    def decision_latency(self, age_s: float) -> None:
+        pass
+
+    def internal_error(self, site: str) -> None:
+        pass
+
+
+class SamplerMetrics(NoopSamplerMetrics):
+    """Instruments on a meter from ``meter_provider``; gauges read ``gauges()`` at collection time."""
+
+    def __init__(self, meter_provider: MeterProvider, gauges: Gauges) -> None:
+        meter = meter_provider.get_meter("pipeline.sampling")
+        self._gauges = gauges
+
+        def counter(spec: n.MetricSpec):  # type: ignore[no-untyped-def]
+            return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+
+        self._traces_received = counter(n.TRACES_RECEIVED)
+        self._traces_decided = counter(n.TRACES_DECIDED)
+        self._spans_received = counter(n.SPANS_RECEIVED)
+        self._spans_decided = counter(n.SPANS_DECIDED)
+        self._early = counter(n.TRACES_EARLY)
+        self._late = counter(n.SPANS_LATE)
+        self._shed = counter(n.SPANS_SHED)
+        self._errors = counter(n.INTERNAL_ERRORS)
+        self._latency = meter.create_histogram(
+            n.DECISION_LATENCY.name,
+            unit=n.DECISION_LATENCY.unit,
+            description=n.DECISION_LATENCY.description,
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
+        )
+        for spec, key in (
+            (n.BUFFER_TRACES, "traces"),
+            (n.BUFFER_SPANS, "spans"),
+            (n.BOOST_LEVEL, "boost"),
+            (n.STRESS_ACTIVE, "stress"),
+        ):
+            meter.create_observable_gauge(
+                spec.name, callbacks=[self._observer(key)], unit=spec.unit, description=spec.description
+            )
+        self._last = BufferStats()
+
+    def _observer(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            try:
+                return [Observation(self._gauges()[key])]
+            except Exception:
+                return []
+
+        return observe
+
+    def publish(self, stats: BufferStats) -> None:
+        last = self._last
+        if stats.traces_received > last.traces_received:
+            self._traces_received.add(stats.traces_received - last.traces_received)
+        if stats.spans_received > last.spans_received:
+            self._spans_received.add(stats.spans_received - last.spans_received)
+        for (outcome, reason), delta in (stats.traces_decided - last.traces_decided).items():
+            self._traces_decided.add(delta, {n.DECISION: outcome.value, n.POLICY: reason})
+        for (outcome, reason), delta in (stats.spans_decided - last.spans_decided).items():
+            self._spans_decided.add(delta, {n.DECISION: outcome.value, n.POLICY: reason})
+        for bound, delta in (stats.early - last.early).items():
+            self._early.add(delta, {n.BOUND: bound})
+        for outcome, delta in (stats.late - last.late).items():
+            self._late.add(delta, {n.DECISION: outcome.value})
+        for reason, delta in (stats.shed - last.shed).items():
+            self._shed.add(delta, {n.SHED_REASON: reason})
+        self._last = BufferStats(
+            traces_received=stats.traces_received,
+            spans_received=stats.spans_received,
+            traces_decided=Counter(stats.traces_decided),
+            spans_decided=Counter(stats.spans_decided),
+            early=Counter(stats.early),
+            late=Counter(stats.late),
+            shed=Counter(stats.shed),
+        )
+
+    def decision_latency(self, age_s: float) -> None:
+        self._latency.record(age_s)
+
+    def internal_error(self, site: str) -> None:
+        self._errors.add(1, {n.ERROR_SITE: site})
