@@ -25,6 +25,7 @@ class Running:
     spans: InMemorySpanExporter
     service: DemoService
     provider: Provider
+    store: Store
 
     @property
     def url(self) -> str:
@@ -35,23 +36,21 @@ class Running:
         return list(self.spans.get_finished_spans())
 
 
-@pytest.fixture
-async def demo(migrated_dsn: str) -> AsyncIterator[Running]:
+async def _start(dsn: str, sampling: dict[str, object]) -> Running:
     settings = load_settings(
         environ={},
-        database={"dsn": migrated_dsn},
+        database={"dsn": dsn},
         prometheus={"port": 0},
         service={"port": 0, "hello_timeout_s": 1.0, "progress_interval_s": 0.05, "max_message_bytes": 4096},
         provider={"latency_median_s": 0.01, "latency_sigma": 0.1, "chunks": 3, "failure_rate": 0.0},
         tracing={"schedule_delay_ms": 50},
-        # These tests are about the instrumentation: every span must reach the exporter.
-        sampling={"enabled": False},
+        sampling=sampling,
     )
     spans = InMemorySpanExporter()
     telemetry = build_telemetry(settings, span_exporters=[spans])
     instrument_drivers(telemetry.tracer_provider)
     storage = StorageTelemetry(telemetry.tracer_provider, telemetry.meter_provider)
-    store = await Store.open(migrated_dsn, storage, settings.service)
+    store = await Store.open(dsn, storage, settings.service)
     provider = Provider(settings.provider, telemetry.tracer_provider, random.Random(7))
     ws = WebSocketInstrumentation(
         telemetry.tracer_provider,
@@ -61,10 +60,31 @@ async def demo(migrated_dsn: str) -> AsyncIterator[Running]:
         max_message_bytes=settings.service.max_message_bytes,
     )
     service = await DemoService(settings.service, store, provider, ws).start()
+    return Running(settings, telemetry, spans, service, provider, store)
+
+
+async def _stop(running: Running) -> None:
+    await running.service.stop()
+    await running.store.close()
+    uninstrument_drivers()
+    running.telemetry.shutdown()
+
+
+@pytest.fixture
+async def demo(migrated_dsn: str) -> AsyncIterator[Running]:
+    # These tests are about the instrumentation: every span must reach the exporter.
+    running = await _start(migrated_dsn, {"enabled": False})
     try:
-        yield Running(settings, telemetry, spans, service, provider)
+        yield running
     finally:
-        await service.stop()
-        await store.close()
-        uninstrument_drivers()
-        telemetry.shutdown()
+        await _stop(running)
+
+
+@pytest.fixture
+async def sampled_demo(migrated_dsn: str) -> AsyncIterator[Running]:
+    """The demo behind the default Collector-compatible policies (no Sieve extensions: rates stay predictable)."""
+    running = await _start(migrated_dsn, {"enabled": True, "extensions": False})
+    try:
+        yield running
+    finally:
+        await _stop(running)
