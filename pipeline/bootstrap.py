@@ -13,17 +13,24 @@ Only this module and the CLI touch OpenTelemetry's global providers, and only wh
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider, TraceBasedExemplarFilter
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricReader,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
@@ -32,6 +39,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from pipeline.config import Settings
+from pipeline.export.postgres import PostgresSink
 from pipeline.health import ComponentState, Readiness
 from pipeline.http import TelemetryServer
 from pipeline.names import DURATION_BUCKETS_S
@@ -44,6 +52,8 @@ from pipeline.sampling import (
 )
 
 log = logging.getLogger(__name__)
+
+SINK_METRIC_INTERVAL_MS = 15_000  # metric points per series written to Postgres every 15 s
 
 
 @dataclass
@@ -58,7 +68,8 @@ class Telemetry:
     readiness: Readiness
     server: TelemetryServer | None = None
     sampler: TailSamplingProcessor | None = None
-    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    sink: PostgresSink | None = None
+    _closers: list[Callable[[], object]] = field(default_factory=list, repr=False)
 
     @property
     def metrics_url(self) -> str | None:
@@ -67,9 +78,11 @@ class Telemetry:
     def force_flush(self, timeout_ms: int = 10_000) -> None:
         self.tracer_provider.force_flush(timeout_ms)
         self.meter_provider.force_flush(timeout_ms)
+        if self.sink is not None:
+            self.sink.flush(timeout_ms / 1000)
 
     def shutdown(self) -> None:
-        # Spans first (the batch processor drains), then metrics, then the endpoint that serves them.
+        # Spans first (the batch processor drains), then metrics, then the sink both fed, then the endpoint.
         for close in (self.tracer_provider.shutdown, self.meter_provider.shutdown, *reversed(self._closers)):
             try:
                 close()
@@ -87,21 +100,29 @@ def build_telemetry(
     upstream_processors: Sequence[SpanProcessor] = (),
     serve_http: bool | None = None,
     install_globals: bool = False,
+    database_dsn: str | None = None,
 ) -> Telemetry:
     """Build providers, exporters and the HTTP endpoint from ``settings``.
 
     ``span_exporters`` are added to the ones the settings name (OTLP, the spans file); tests pass an
-    ``InMemorySpanExporter`` here.
+    ``InMemorySpanExporter`` here. With ``database_dsn`` (and ``sink.enabled``) kept spans and metrics also go
+    to the Postgres sink.
     """
     resource = Resource.create({SERVICE_NAME: settings.service_name, SERVICE_INSTANCE_ID: str(uuid.uuid4())})
     registry = CollectorRegistry(auto_describe=True)
     # Process CPU, memory and file descriptors, from prometheus_client's own collector.
     ProcessCollector(registry=registry)
     readiness = Readiness()
-    closers: list[Callable[[], None]] = []
+    closers: list[Callable[[], object]] = []
 
+    # The sink's metric exporter is bound after the MeterProvider exists (the sink reports its own metrics
+    # through that provider); until then the deferred exporter has nothing to send.
+    sink_metrics = _DeferredMetricExporter() if settings.sink.enabled and database_dsn else None
+    readers = _metric_readers(settings, registry)
+    if sink_metrics is not None:
+        readers.append(PeriodicExportingMetricReader(sink_metrics, export_interval_millis=SINK_METRIC_INTERVAL_MS))
     meter_provider = MeterProvider(
-        metric_readers=_metric_readers(settings, registry),
+        metric_readers=readers,
         resource=resource,
         views=_views(),
         # The Prometheus exporter drops exemplars, so collecting them (about 1.4 us a measurement inside a
@@ -110,8 +131,20 @@ def build_telemetry(
         shutdown_on_exit=False,
     )
 
+    sink: PostgresSink | None = None
+    if sink_metrics is not None and database_dsn:
+        options = settings.sink.options
+        if not options.source:
+            options = dataclasses.replace(options, source=settings.service_name)
+        sink = PostgresSink(database_dsn, options, meter_provider=meter_provider)
+        sink_metrics.target = sink.metric_exporter()
+        closers.append(sink.shutdown)
+        readiness.register("postgres_sink", lambda: ComponentState(bool(sink.health()["ready"]), sink.health()))
+
     tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
     exporters = [*_configured_span_exporters(settings, closers), *span_exporters]
+    if sink is not None:
+        exporters.append(sink.span_exporter())
     kept = SynchronousMultiSpanProcessor()
     for exporter in exporters:
         kept.add_span_processor(
@@ -140,7 +173,9 @@ def build_telemetry(
         lambda: ComponentState(True, {"span_exporters": [type(e).__name__ for e in exporters]}),
     )
 
-    telemetry = Telemetry(settings, resource, tracer_provider, meter_provider, registry, readiness, sampler=sampler)
+    telemetry = Telemetry(
+        settings, resource, tracer_provider, meter_provider, registry, readiness, sampler=sampler, sink=sink
+    )
     telemetry._closers = closers
     if serve_http if serve_http is not None else settings.prometheus.enabled:
         telemetry.server = TelemetryServer(
@@ -152,6 +187,26 @@ def build_telemetry(
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
     return telemetry
+
+
+class _DeferredMetricExporter(MetricExporter):
+    """Forwards to an exporter set after construction; exports nothing before that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.target: MetricExporter | None = None
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        if self.target is None:
+            return MetricExportResult.SUCCESS
+        return self.target.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.target.force_flush(timeout_millis) if self.target else True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if self.target is not None:
+            self.target.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 def _sampling_config(settings: Settings) -> TailSamplingConfig:
@@ -181,7 +236,7 @@ def _views() -> list[View]:
     ]
 
 
-def _configured_span_exporters(settings: Settings, closers: list[Callable[[], None]]) -> list[SpanExporter]:
+def _configured_span_exporters(settings: Settings, closers: list[Callable[[], object]]) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     if settings.otlp.endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -194,7 +249,7 @@ def _configured_span_exporters(settings: Settings, closers: list[Callable[[], No
     return exporters
 
 
-def json_lines_exporter(path: Path, closers: list[Callable[[], None]]) -> SpanExporter:
+def json_lines_exporter(path: Path, closers: list[Callable[[], object]]) -> SpanExporter:
     """Kept spans as one JSON object a line: the SDK's console exporter with a compact formatter."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out: IO[str] = path.open("a", encoding="utf-8")

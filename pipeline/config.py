@@ -14,15 +14,26 @@ A bad value raises :class:`pipeline.errors.ConfigError` naming the setting, the 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError
+from pipeline.export.postgres.settings import SinkSettings
 
 # Standard environment names mapped onto settings paths. Kept in one table so the README can list them.
 STANDARD_ENV: dict[str, tuple[str, ...]] = {
@@ -109,6 +120,38 @@ class SamplingSettings(_Section):
     extensions: bool = True
 
 
+class SinkSection(_Section):
+    """The Postgres metrics sink (``pipeline/export/postgres``). Its options are ``SinkSettings``' fields, flat:
+    ``sink: {enabled: true, batch_size: 500, spool_dir: /var/lib/sieve/spool}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    enabled: bool = True
+    options: SinkSettings = Field(default_factory=SinkSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "options" in data:
+            return data
+        data = dict(data)
+        enabled = data.pop("enabled", True)
+        known = {f.name for f in dataclasses.fields(SinkSettings)}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(f"sink.{key}", value, f"one of enabled, {', '.join(sorted(known))}")
+        try:
+            options = TypeAdapter(SinkSettings).validate_python(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            error = first.get("ctx", {}).get("error")
+            if isinstance(error, ConfigError):
+                raise error from None
+            field = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"sink.{field}", first.get("input"), first["msg"]) from None
+        return {"enabled": enabled, "options": options}
+
+
 class ServiceSettings(_Section):
     """The demo WebSocket service, shaped like the daemon Sieve replaces (old-system.md section 3)."""
 
@@ -160,6 +203,7 @@ class Settings(_Section):
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    sink: SinkSection = Field(default_factory=SinkSection)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
@@ -237,6 +281,9 @@ def _sieve_env(env: dict[str, str]) -> dict[str, Any]:
 
 def _as_config_error(exc: ValidationError) -> ConfigError:
     first = exc.errors()[0]
+    raised = first.get("ctx", {}).get("error")
+    if isinstance(raised, ConfigError):  # a validator that already named the setting precisely
+        return raised
     loc = tuple(p for p in first["loc"] if p != "__root__")
     dotted = ".".join(str(p) for p in loc) or "settings"
     standard = [name for name, path in STANDARD_ENV.items() if path == loc]

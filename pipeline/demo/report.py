@@ -103,7 +103,15 @@ def render(report: dict[str, Any]) -> str:
         lines += _render_sampling(report["sampling"])
     if "event_loop" in report:
         lines += ["", f"event loop     worst timer lag {report['event_loop']['max_lag_ms']} ms"]
-    for key in ("logs", "sink", "diagnosis"):
+    if "sink" in report:
+        sink = report["sink"]
+        lines += [
+            "",
+            "postgres sink  written "
+            + ", ".join(f"{k} {v}" for k, v in sink.get("written", {}).items())
+            + f"; spooled {sink.get('spooled') or 0}; dropped {sink.get('dropped') or 0}",
+        ]
+    for key in ("logs", "diagnosis"):
         if key in report:
             lines += ["", f"{key}: {report[key]}"]
     metrics = report["metrics"]

@@ -69,7 +69,9 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
     if instrumented:
         if settings.tracing.spans_file:
             settings.tracing.spans_file.unlink(missing_ok=True)  # one run's traces per file
-        telemetry = build_telemetry(settings, upstream_processors=[stats], install_globals=install_globals)
+        telemetry = build_telemetry(
+            settings, upstream_processors=[stats], install_globals=install_globals, database_dsn=database.dsn
+        )
         tracer_provider, meter_provider = telemetry.tracer_provider, telemetry.meter_provider
         instrument_drivers(tracer_provider)
         telemetry.readiness.register("database", CachedCheck(lambda: _database_state(database.dsn)))
@@ -144,6 +146,10 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         stats = telemetry.sampler.stats()
         stats.pop("boost_by_key", None)
         extra["sampling"] = stats
+    if telemetry.sink is not None:
+        sink = telemetry.sink.stats()
+        keys = ("enqueued", "written", "spooled", "dropped", "breaker", "queue_rows", "spool_bytes")
+        extra["sink"] = {k: sink[k] for k in keys if k in sink}
     if stack.loop_monitor is not None:
         extra["event_loop"] = {"max_lag_ms": round(stack.loop_monitor.max_lag_s * 1000, 1)}
     return build_report(

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pipeline.cli import main
@@ -22,6 +23,7 @@ async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) ->
         prometheus={"port": 0},
         service={"port": 0},
         tracing={"spans_file": str(tmp_path / "spans.jsonl"), "schedule_delay_ms": 100},
+        sink={"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.2},
         demo={
             "duration_s": 4,
             "clients": 3,
@@ -53,6 +55,12 @@ async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) ->
     assert all(w["boost"] >= 1 for w in load["windows"])
     assert json.loads(lines[0])["context"]["trace_id"].startswith("0x")
     assert "sieve demo: service ws://127.0.0.1:" in out.getvalue()
+    # Kept spans and metric points reached the Postgres sink, each once.
+    assert report["sink"]["written"]["spans"] == sampling["spans_kept"]
+    assert report["sink"]["written"]["points"] > 0
+    with psycopg.connect(migrated_dsn) as conn:
+        stored = conn.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM monitoring.spans").fetchone()
+    assert stored == (sampling["spans_kept"], sampling["spans_kept"])
 
 
 def test_cli_reports_a_bad_setting_and_exits_2(
