@@ -127,6 +127,8 @@ class SinkSection(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     enabled: bool = True
+    # Telemetry may live in its own database; unset means the application's (``database.dsn`` / embedded).
+    dsn: str | None = None
     options: SinkSettings = Field(default_factory=SinkSettings)
 
     @model_validator(mode="before")
@@ -136,10 +138,11 @@ class SinkSection(_Section):
             return data
         data = dict(data)
         enabled = data.pop("enabled", True)
+        dsn = data.pop("dsn", None)
         known = {f.name for f in dataclasses.fields(SinkSettings)}
         for key, value in data.items():
             if key not in known:
-                raise ConfigError(f"sink.{key}", value, f"one of enabled, {', '.join(sorted(known))}")
+                raise ConfigError(f"sink.{key}", value, f"one of enabled, dsn, {', '.join(sorted(known))}")
         try:
             options = TypeAdapter(SinkSettings).validate_python(data)
         except ValidationError as exc:
@@ -149,7 +152,7 @@ class SinkSection(_Section):
                 raise error from None
             field = ".".join(str(p) for p in first["loc"])
             raise ConfigError(f"sink.{field}", first.get("input"), first["msg"]) from None
-        return {"enabled": enabled, "options": options}
+        return {"enabled": enabled, "dsn": dsn, "options": options}
 
 
 class ServiceSettings(_Section):

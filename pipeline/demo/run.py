@@ -70,7 +70,10 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
         if settings.tracing.spans_file:
             settings.tracing.spans_file.unlink(missing_ok=True)  # one run's traces per file
         telemetry = build_telemetry(
-            settings, upstream_processors=[stats], install_globals=install_globals, database_dsn=database.dsn
+            settings,
+            upstream_processors=[stats],
+            install_globals=install_globals,
+            database_dsn=settings.sink.dsn or database.dsn,
         )
         tracer_provider, meter_provider = telemetry.tracer_provider, telemetry.meter_provider
         instrument_drivers(tracer_provider)

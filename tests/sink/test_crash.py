@@ -19,8 +19,9 @@ import pytest
 
 from pipeline.export.postgres import PostgresSink
 from pipeline.migrate import migrate
+from tests.conftest import RestartablePostgres
 
-from .conftest import RestartablePostgres, fast_settings
+from .conftest import fast_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
