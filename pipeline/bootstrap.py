@@ -23,6 +23,8 @@ from typing import IO, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider, TraceBasedExemplarFilter
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -50,6 +52,8 @@ from pipeline.sampling import (
     default_config,
     load_tail_sampling_file,
 )
+from pipeline.sampling.logs import LogSampler
+from pipeline.sampling.logs.metrics import register_log_metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ class Telemetry:
     server: TelemetryServer | None = None
     sampler: TailSamplingProcessor | None = None
     sink: PostgresSink | None = None
+    logger_provider: LoggerProvider | None = None
+    log_sampler: LogSampler | None = None
     _closers: list[Callable[[], object]] = field(default_factory=list, repr=False)
 
     @property
@@ -83,7 +89,18 @@ class Telemetry:
 
     def shutdown(self) -> None:
         # Spans first (the batch processor drains), then metrics, then the sink both fed, then the endpoint.
-        for close in (self.tracer_provider.shutdown, self.meter_provider.shutdown, *reversed(self._closers)):
+        # Held log records follow their trace: the tracer provider's shutdown makes the last decisions first.
+        log_steps: list[Callable[[], object]] = []
+        if self.log_sampler is not None:
+            log_steps.append(self.log_sampler.flush)
+        if self.logger_provider is not None:
+            log_steps.append(self.logger_provider.shutdown)
+        for close in (
+            self.tracer_provider.shutdown,
+            *log_steps,
+            self.meter_provider.shutdown,
+            *reversed(self._closers),
+        ):
             try:
                 close()
             except Exception:  # shutting down must finish even when one part fails
@@ -173,8 +190,33 @@ def build_telemetry(
         lambda: ComponentState(True, {"span_exporters": [type(e).__name__ for e in exporters]}),
     )
 
+    logger_provider: LoggerProvider | None = None
+    log_sampler: LogSampler | None = None
+    if settings.logs.enabled:
+        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        if settings.otlp.endpoint:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+            logger_provider.add_log_record_processor(
+                BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{settings.otlp.endpoint}/v1/logs"))
+            )
+        log_sampler = LogSampler(
+            settings.logs.sampling,
+            error_signal=sampler.error_signal if sampler else None,
+            decisions=sampler,
+        )
+        register_log_metrics(log_sampler, meter_provider)
     telemetry = Telemetry(
-        settings, resource, tracer_provider, meter_provider, registry, readiness, sampler=sampler, sink=sink
+        settings,
+        resource,
+        tracer_provider,
+        meter_provider,
+        registry,
+        readiness,
+        sampler=sampler,
+        sink=sink,
+        logger_provider=logger_provider,
+        log_sampler=log_sampler,
     )
     telemetry._closers = closers
     if serve_http if serve_http is not None else settings.prometheus.enabled:

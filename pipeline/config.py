@@ -34,6 +34,7 @@ from pydantic import (
 
 from pipeline.errors import ConfigError
 from pipeline.export.postgres.settings import SinkSettings
+from pipeline.sampling.logs.settings import LogSamplingSettings
 
 # Standard environment names mapped onto settings paths. Kept in one table so the README can list them.
 STANDARD_ENV: dict[str, tuple[str, ...]] = {
@@ -120,6 +121,38 @@ class SamplingSettings(_Section):
     extensions: bool = True
 
 
+def _dataclass_options(cls: Any, data: dict[str, Any], prefix: str, extra_keys: tuple[str, ...] = ()) -> Any:
+    """Build a settings dataclass owned by another module from a flat mapping, naming any bad key or value."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key}", value, f"one of {', '.join([*extra_keys, *sorted(known)])}")
+    try:
+        return TypeAdapter(cls).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        error = first.get("ctx", {}).get("error")
+        if isinstance(error, ConfigError):
+            raise error from None
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{prefix}.{field}", first.get("input"), first["msg"]) from None
+
+
+class LogsSection(_Section):
+    """The log path: ``logs.sampling`` (``LogSamplingSettings``) and ``logs.bridge`` (``LogBridgeSettings``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    enabled: bool = True
+    sampling: LogSamplingSettings = Field(default_factory=LogSamplingSettings)
+    bridge: dict[str, Any] = Field(default_factory=dict)  # checked by collectors.logs.LogBridgeSettings
+
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _sampling(cls, data: Any) -> Any:
+        return _dataclass_options(LogSamplingSettings, data, "logs.sampling") if isinstance(data, dict) else data
+
+
 class SinkSection(_Section):
     """The Postgres metrics sink (``pipeline/export/postgres``). Its options are ``SinkSettings``' fields, flat:
     ``sink: {enabled: true, batch_size: 500, spool_dir: /var/lib/sieve/spool}``."""
@@ -139,19 +172,7 @@ class SinkSection(_Section):
         data = dict(data)
         enabled = data.pop("enabled", True)
         dsn = data.pop("dsn", None)
-        known = {f.name for f in dataclasses.fields(SinkSettings)}
-        for key, value in data.items():
-            if key not in known:
-                raise ConfigError(f"sink.{key}", value, f"one of enabled, dsn, {', '.join(sorted(known))}")
-        try:
-            options = TypeAdapter(SinkSettings).validate_python(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            error = first.get("ctx", {}).get("error")
-            if isinstance(error, ConfigError):
-                raise error from None
-            field = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"sink.{field}", first.get("input"), first["msg"]) from None
+        options = _dataclass_options(SinkSettings, data, "sink", ("enabled", "dsn"))
         return {"enabled": enabled, "dsn": dsn, "options": options}
 
 
@@ -207,6 +228,7 @@ class Settings(_Section):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     sink: SinkSection = Field(default_factory=SinkSection)
+    logs: LogsSection = Field(default_factory=LogsSection)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     provider: ProviderSettings = Field(default_factory=ProviderSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)

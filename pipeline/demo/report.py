@@ -111,9 +111,8 @@ def render(report: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v}" for k, v in sink.get("written", {}).items())
             + f"; spooled {sink.get('spooled') or 0}; dropped {sink.get('dropped') or 0}",
         ]
-    for key in ("logs", "diagnosis"):
-        if key in report:
-            lines += ["", f"{key}: {report[key]}"]
+    if "logs" in report:
+        lines += _render_logs(report["logs"])
     metrics = report["metrics"]
     lines += ["", f"metrics     {metrics['families']} metric families at {metrics['url'] or '(endpoint off)'}"]
     if report.get("spans_file"):
@@ -133,3 +132,19 @@ def _render_sampling(s: dict[str, Any]) -> list[str]:
     if s.get("decided_early"):
         lines.append("  decided early (bounds): " + ", ".join(f"{k} {v}" for k, v in s["decided_early"].items()))
     return lines
+
+
+def _render_logs(logs: dict[str, Any]) -> list[str]:
+    lines = ["", "log lines seen -> kept, per category (sampled before the record is built):"]
+    kept = logs.get("kept_by_category", {})
+    for category, seen in sorted(logs.get("seen_by_category", {}).items()):
+        lines.append(f"  {category:<12} {_total(seen):>7} -> {_total(kept.get(category, 0)):<6}")
+    lines.append(
+        f"  error-level lines: {logs.get('errors_seen', 0)} seen, {logs.get('errors_kept', 0)} kept"
+        f" (all kept: {'yes' if logs.get('all_errors_kept') else 'NO'})"
+    )
+    return lines
+
+
+def _total(value: Any) -> int:
+    return sum(_total(v) for v in value.values()) if isinstance(value, dict) else int(value)

@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
+from collectors.logs import LogBridge, LogBridgeSettings
 from collectors.runtime import LoopMonitor
 from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
 from collectors.websocket import WebSocketInstrumentation
@@ -45,6 +46,7 @@ class DemoStack:
     provider: Provider
     service: DemoService
     loop_monitor: LoopMonitor | None = None
+    logs: LogBridge | None = None
 
     async def close(self) -> None:
         if self.loop_monitor:
@@ -52,9 +54,11 @@ class DemoStack:
         await self.service.stop()
         await self.store.close()
         if self.telemetry:
+            self.telemetry.shutdown()  # decides held traces, so held log records follow them
+            if self.logs:
+                self.logs.uninstall()
             # The driver instrumentations are process-wide and bound to this stack's tracer provider.
             uninstrument_drivers()
-            self.telemetry.shutdown()
         self.database.close()
 
 
@@ -91,9 +95,14 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
         send_ops=SERVER_OPS,
         max_message_bytes=settings.service.max_message_bytes,
     )
-    service = await DemoService(settings.service, store, provider, ws).start()
+    bridge: LogBridge | None = None
+    if telemetry is not None and telemetry.log_sampler is not None:
+        bridge = LogBridge(
+            telemetry.logger_provider, telemetry.log_sampler, LogBridgeSettings(**settings.logs.bridge)
+        ).install()
+    service = await DemoService(settings.service, store, provider, ws, logs=bridge).start()
     monitor = LoopMonitor(meter_provider).start() if instrumented else None
-    return DemoStack(settings, database, telemetry, stats, store, provider, service, monitor)
+    return DemoStack(settings, database, telemetry, stats, store, provider, service, monitor, bridge)
 
 
 def _database_state(dsn: str) -> ComponentState:
@@ -108,6 +117,11 @@ def _database_state(dsn: str) -> ComponentState:
 
 async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys.stderr) -> dict[str, Any]:
     print(f"sieve demo: starting Postgres ({_where(settings)}), migrating, seeding...", file=out, flush=True)
+    from loguru import logger
+
+    logger.remove()  # loguru's default stderr sink would print over the progress line
+    log_file = settings.demo.report_path.parent / "demo.log"
+    logger.add(log_file, level="DEBUG")
     stack = await start_stack(settings, install_globals=True)
     telemetry = stack.telemetry
     assert telemetry is not None
@@ -153,6 +167,8 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         sink = telemetry.sink.stats()
         keys = ("enqueued", "written", "spooled", "dropped", "breaker", "queue_rows", "spool_bytes")
         extra["sink"] = {k: sink[k] for k in keys if k in sink}
+    if telemetry.log_sampler is not None:
+        extra["logs"] = telemetry.log_sampler.stats()
     if stack.loop_monitor is not None:
         extra["event_loop"] = {"max_lag_ms": round(stack.loop_monitor.max_lag_s * 1000, 1)}
     return build_report(

@@ -24,6 +24,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from collectors.logs import LogBridge, disabled_category
 from collectors.websocket import Message, WebSocketInstrumentation
 from pipeline.config import ServiceSettings
 from pipeline.demo.provider import Provider, ProviderError
@@ -56,7 +57,12 @@ class DemoService:
         store: Store,
         provider: Provider,
         ws: WebSocketInstrumentation,
+        logs: LogBridge | None = None,
     ) -> None:
+        # The old daemon's log categories (old-system.md section 2.5), now sampled before a record is built.
+        category = logs.category if logs is not None else disabled_category
+        self._log_send, self._log_loop = category("SAFE_SEND"), category("MSG_LOOP")
+        self._log_session, self._log_cleanup = category("SESSION"), category("CLEANUP")
         self.settings = settings
         self.store = store
         self.provider = provider
@@ -97,10 +103,12 @@ class DemoService:
             slots = asyncio.Semaphore(MAX_IN_FLIGHT)
             try:
                 async for raw in connection:
+                    self._log_loop.debug("received session={} bytes={}", session_id, len(raw))
                     await self._dispatch(connection, raw, session_id, in_flight, slots)
             except ConnectionClosed:
                 pass
             finally:
+                self._log_cleanup.info("connection closed session={} cancelled_turns={}", session_id, len(in_flight))
                 for task in in_flight.values():
                     task.cancel()
                 if in_flight:
@@ -110,6 +118,7 @@ class DemoService:
         try:
             raw = await asyncio.wait_for(connection.recv(), self.settings.hello_timeout_s)
         except TimeoutError:
+            self._log_cleanup.info("hello timeout, closing with {}", CLOSE_HELLO_TIMEOUT)
             await connection.close(CLOSE_HELLO_TIMEOUT, "hello timeout")
             return None
         except ConnectionClosed:
@@ -128,6 +137,7 @@ class DemoService:
             if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.settings.token.encode()):
                 # Never log the token or a prefix of it (the old daemon logged ten characters of both).
                 msg.fail("unauthorized")
+                self._log_session.warning("hello rejected: unauthorized")
                 await self._send(connection, {"op": "hello_ack", "ok": False, "error": "unauthorized"})
                 await connection.close(CLOSE_UNAUTHORISED, "unauthorized")
                 return None
@@ -135,6 +145,7 @@ class DemoService:
             session_id = requested if isinstance(requested, str) and _SESSION_ID.match(requested) else None
             session_id = session_id or uuid.uuid4().hex
             self.ws.set_session(connection, session_id)
+            self._log_session.info("session established session={}", session_id)
             await self._send(connection, {"op": "hello_ack", "ok": True, "session_id": session_id})
             return session_id
 
@@ -232,6 +243,7 @@ class DemoService:
                 }
                 await self._send(connection, chunk_msg)
         except ProviderError as exc:
+            self._log_session.error("provider failed request_id={} error={}", request_id, exc)
             await self._error(connection, msg, "provider_error", str(exc), request_id)
             return
         finally:
@@ -261,9 +273,13 @@ class DemoService:
     # -- sending -------------------------------------------------------------------------------------
 
     async def _send(self, connection: ServerConnection, payload: dict[str, Any]) -> None:
-        # A peer that went away is a normal end of a conversation, not a failure of the turn.
-        with suppress(ConnectionClosed):
+        try:
             await self.ws.send(connection, payload)
+        except ConnectionClosed:
+            # A peer that went away is a normal end of a conversation, not a failure of the turn.
+            self._log_cleanup.info("send after close op={}", payload.get("op"))
+            return
+        self._log_send.debug("sent op={} request_id={}", payload.get("op"), payload.get("request_id"))
 
     async def _error(
         self,

@@ -55,6 +55,10 @@ async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) ->
     assert all(w["boost"] >= 1 for w in load["windows"])
     assert json.loads(lines[0])["context"]["trace_id"].startswith("0x")
     assert "sieve demo: service ws://127.0.0.1:" in out.getvalue()
+    # Every error-level log line was kept; sampled categories dropped most of their lines.
+    logs = report["logs"]
+    assert logs["errors_seen"] > 0 and logs["all_errors_kept"] is True
+    assert logs["kept"] < logs["seen"]
     # Kept spans and metric points reached the Postgres sink, each once.
     assert report["sink"]["written"]["spans"] == sampling["spans_kept"]
     assert report["sink"]["written"]["points"] > 0
