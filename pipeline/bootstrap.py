@@ -156,7 +156,7 @@ def build_telemetry(
         sink = PostgresSink(database_dsn, options, meter_provider=meter_provider)
         sink_metrics.target = sink.metric_exporter()
         closers.append(sink.shutdown)
-        readiness.register("postgres_sink", lambda: ComponentState(bool(sink.health()["ready"]), sink.health()))
+        readiness.register("postgres_sink", lambda: _sink_state(sink))
 
     tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
     exporters = [*_configured_span_exporters(settings, closers), *span_exporters]
@@ -229,6 +229,11 @@ def build_telemetry(
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
     return telemetry
+
+
+def _sink_state(sink: PostgresSink) -> ComponentState:
+    health = sink.health()  # once per probe: it reads the spool's size on disk
+    return ComponentState(bool(health["ready"]), health)
 
 
 class _DeferredMetricExporter(MetricExporter):
