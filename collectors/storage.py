@@ -12,6 +12,11 @@ statements ran. This module adds:
   (``db.client.connection.create_time``, plus a ``connect`` span when it happens inside an operation), use time,
   and pool size by state.
 
+Connections handed out by ``acquire_asyncpg``/``acquire_psycopg`` observe each statement (``_db_proxy``): its
+shape gets a fingerprint (``_statements``) on the operation span and on the driver's statement span; an
+operation slower than its threshold is marked ``sieve.db.slow`` (the tail sampler keeps its trace), and a read
+statement slower than its threshold is explained off the hot path (``_explain``), the plan joining the trace.
+
 Statement parameters are never captured unless ``capture_parameters=True``. asyncpg's pool reset query (run on
 every release) is not traced: it would add a misleading ``SELECT`` span to every operation.
 """
@@ -20,22 +25,32 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
+from collectors._db_proxy import AsyncpgConnection, PsycopgConnection
+from collectors._explain import ExplainOptions, PlanCapturer, PlanRequest
+from collectors._statements import StatementInfo, statement_info
 from pipeline.names import DURATION_BUCKETS_S
 from pipeline.names import storage as n
 
+__all__ = ["ExplainOptions", "Operation", "StorageTelemetry", "instrument_drivers", "uninstrument_drivers"]
+
 _SCOPE = "sieve.collectors.storage"
 _SYSTEM = "postgresql"
+
+
+def _counter(spec: Any) -> dict[str, str]:
+    return {"name": spec.name, "unit": spec.unit, "description": spec.description}
 
 
 def instrument_drivers(tracer_provider: TracerProvider | None = None, *, capture_parameters: bool = False) -> None:
@@ -72,12 +87,46 @@ class Operation:
     connect_s: float = 0.0
     execute_s: float = 0.0
     rows: int | None = None
+    statements: int = 0
+    slowest: StatementInfo | None = None
+    slowest_s: float = -1.0
+    connects: int = 0
+    pool: str = ""
+    pool_idle_s: float | None = None
+    pool_max: int | None = None
+    idle_lifetime_s: float | None = None
+    _rows_seen: int | None = field(default=None, repr=False)
 
     def returned(self, rows: int) -> None:
         self.rows = rows
 
 
 _current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar("sieve_db_operation", default=None)
+# The statement being run by the proxy, for the driver's statement span that starts inside the driver call.
+_statement: contextvars.ContextVar[StatementInfo | None] = contextvars.ContextVar("sieve_db_statement", default=None)
+
+
+class _StatementStamper(SpanProcessor):
+    """Puts the statement's fingerprint on the driver's CLIENT span as it starts.
+
+    The contrib instrumentations create that span inside the driver call, where nothing of Sieve's runs; the
+    proxy sets ``_statement`` around the call and this processor reads it in ``on_start``, which runs in the
+    same task, so the value is the right one even with many statements in flight.
+    """
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        info = _statement.get()
+        if info is not None and span.kind is SpanKind.CLIENT:
+            span.set_attribute(n.FINGERPRINT, info.fingerprint)
+            span.set_attribute(n.QUERY_SUMMARY, info.summary)
+
+
+@dataclass
+class _PoolInfo:
+    sizes: Callable[[], tuple[int, int]]
+    max_size: int | None = None
+    idle_lifetime_s: float | None = None
+    last_release: float | None = None
 
 
 class StorageTelemetry:
@@ -87,10 +136,26 @@ class StorageTelemetry:
         meter_provider: MeterProvider | None = None,
         *,
         namespace: str | None = None,
+        slow_threshold_ms: float = 20.0,
+        slow_thresholds_ms: Mapping[str, float] | None = None,
+        explain: ExplainOptions | None = None,
     ) -> None:
+        """``slow_threshold_ms`` (or its per-operation override) marks an operation slow; a read statement that
+        alone takes that long is explained as configured by ``explain`` (off when None or without a dsn)."""
         self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
         meter = get_meter(_SCOPE, meter_provider=meter_provider)
         self._namespace = namespace
+        self._slow_s = slow_threshold_ms / 1000.0
+        self._slow_by_op_s = {k: v / 1000.0 for k, v in (slow_thresholds_ms or {}).items()}
+        self._plans = (
+            PlanCapturer(explain, self._tracer, meter.create_counter(**_counter(n.EXPLAIN_REQUESTS)))
+            if explain is not None and explain.dsn
+            else None
+        )
+        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        add_processor = getattr(provider, "add_span_processor", None)
+        if add_processor is not None:  # an SDK provider; the API's no-op provider has nothing to stamp
+            add_processor(_StatementStamper())
 
         def hist(spec: Any) -> Any:
             return meter.create_histogram(
@@ -104,7 +169,7 @@ class StorageTelemetry:
         self._wait = hist(n.CONNECTION_WAIT)
         self._create = hist(n.CONNECTION_CREATE)
         self._use = hist(n.CONNECTION_USE)
-        self._pools: dict[str, Callable[[], tuple[int, int]]] = {}
+        self._pools: dict[str, _PoolInfo] = {}
         meter.create_observable_up_down_counter(
             n.CONNECTION_COUNT.name,
             callbacks=[self._observe_pools],
@@ -143,8 +208,10 @@ class StorageTelemetry:
                 span.set_attribute(n.POOL_WAIT_S, round(op.pool_wait_s, 6))
                 span.set_attribute(n.CONNECT_S, round(op.connect_s, 6))
                 span.set_attribute(n.EXECUTE_S, round(op.execute_s, 6))
-                if op.rows is not None:
-                    span.set_attribute(n.ROWS, op.rows)
+                rows = op.rows if op.rows is not None else op._rows_seen
+                if rows is not None:
+                    span.set_attribute(n.ROWS, rows)
+                self._describe(op, total)
                 metric_attrs = {
                     n.DB_SYSTEM: _SYSTEM,
                     n.DB_OPERATION: name,
@@ -155,15 +222,18 @@ class StorageTelemetry:
 
     # -- asyncpg ---------------------------------------------------------------------------------------
 
-    def asyncpg_connect(self, pool_name: str) -> Callable[..., Any]:
-        """A ``connect=`` callable for ``asyncpg.create_pool`` that times connection set-up."""
+    def asyncpg_connect(self, pool_name: str, connect: Callable[..., Any] | None = None) -> Callable[..., Any]:
+        """A ``connect=`` callable for ``asyncpg.create_pool`` that times connection set-up (of ``connect``,
+        default ``asyncpg.connect``)."""
         import asyncpg
 
-        async def connect(*args: Any, **kwargs: Any) -> Any:
-            async with self._connecting(pool_name):
-                return await asyncpg.connect(*args, **kwargs)
+        inner = connect or asyncpg.connect
 
-        return connect
+        async def timed_connect(*args: Any, **kwargs: Any) -> Any:
+            async with self._connecting(pool_name):
+                return await inner(*args, **kwargs)
+
+        return timed_connect
 
     @asynccontextmanager
     async def acquire_asyncpg(self, pool: Any, pool_name: str) -> AsyncIterator[Any]:
@@ -176,14 +246,20 @@ class StorageTelemetry:
         self._acquired(op, pool_name, waited, connect_before)
         t1 = time.perf_counter()
         try:
-            yield conn
+            yield AsyncpgConnection(conn, self._statement_call)
         finally:
             self._released(op, pool_name, time.perf_counter() - t1)
             with suppress_instrumentation():
                 await pool.release(conn)
 
-    def watch_asyncpg_pool(self, pool: Any, pool_name: str) -> None:
-        self._pools[pool_name] = lambda: (pool.get_idle_size(), pool.get_size() - pool.get_idle_size())
+    def watch_asyncpg_pool(self, pool: Any, pool_name: str, *, idle_lifetime_s: float | None = None) -> None:
+        """Report the pool's sizes; ``idle_lifetime_s`` (its ``max_inactive_connection_lifetime``, which asyncpg
+        does not expose) lets a slow operation say its connection was re-opened after the pool sat idle."""
+        self._pools[pool_name] = _PoolInfo(
+            lambda: (pool.get_idle_size(), pool.get_size() - pool.get_idle_size()),
+            max_size=pool.get_max_size(),
+            idle_lifetime_s=idle_lifetime_s or None,
+        )
 
     # -- psycopg ---------------------------------------------------------------------------------------
 
@@ -208,7 +284,7 @@ class StorageTelemetry:
             self._acquired(op, pool_name, time.perf_counter() - t0, connect_before)
             t1 = time.perf_counter()
             try:
-                yield conn
+                yield PsycopgConnection(conn, self._statement_call)
             finally:
                 self._released(op, pool_name, time.perf_counter() - t1)
 
@@ -218,7 +294,7 @@ class StorageTelemetry:
             idle = stats.get("pool_available", 0)
             return idle, stats.get("pool_size", 0) - idle
 
-        self._pools[pool_name] = sizes
+        self._pools[pool_name] = _PoolInfo(sizes, max_size=pool.max_size, idle_lifetime_s=pool.max_idle)
 
     # -- shared ----------------------------------------------------------------------------------------
 
@@ -247,6 +323,7 @@ class StorageTelemetry:
                 span.end()
             if op is not None:
                 op.connect_s += elapsed
+                op.connects += 1
             self._create.record(elapsed, {n.POOL_NAME: pool_name})
 
     def _acquired(self, op: Operation | None, pool_name: str, waited_s: float, connect_before: float) -> None:
@@ -254,17 +331,90 @@ class StorageTelemetry:
         if op is not None:
             # Waiting excludes any connection set-up that happened during the acquire: that is connect_s.
             op.pool_wait_s += max(0.0, waited_s - (op.connect_s - connect_before))
+            info = self._pools.get(pool_name)
+            op.pool = pool_name
+            if info is not None:
+                op.pool_max = info.max_size
+                op.idle_lifetime_s = info.idle_lifetime_s
+                if info.last_release is not None:
+                    # How long the pool had handed nothing back before this acquire began: the idle gap.
+                    op.pool_idle_s = max(0.0, time.monotonic() - waited_s - info.last_release)
 
     def _released(self, op: Operation | None, pool_name: str, used_s: float) -> None:
         self._use.record(used_s, {n.POOL_NAME: pool_name})
+        info = self._pools.get(pool_name)
+        if info is not None:
+            info.last_release = time.monotonic()
         if op is not None:
             op.execute_s += used_s
 
+    # -- statements ------------------------------------------------------------------------------------
+
+    def slow_threshold_s(self, operation: str) -> float:
+        return self._slow_by_op_s.get(operation, self._slow_s)
+
+    @asynccontextmanager
+    async def _statement_call(
+        self, sql: str, args: Sequence[Any], *, driver: str, pyformat: bool
+    ) -> AsyncIterator[Callable[[int | None], None]]:
+        info = statement_info(sql, pyformat=pyformat)
+        op = _current.get()
+        rows: list[int | None] = [None]
+        token = _statement.set(info)
+        t0 = time.perf_counter()
+        try:
+            yield lambda count: rows.__setitem__(0, count)
+        finally:
+            elapsed = time.perf_counter() - t0
+            _statement.reset(token)
+        # Only a statement that returned normally gets here: a failed one has nothing to explain.
+        if op is None:
+            return
+        op.statements += 1
+        if rows[0] is not None:
+            op._rows_seen = (op._rows_seen or 0) + rows[0]
+        if elapsed > op.slowest_s:
+            op.slowest, op.slowest_s = info, elapsed
+        if self._plans is not None and info.read_only and elapsed >= self.slow_threshold_s(op.name):
+            context = op.span.get_span_context()
+            self._plans.submit(PlanRequest(info, sql, tuple(args), driver, context, op.name))
+
+    def _describe(self, op: Operation, total_s: float) -> None:
+        """The operation span's statement identity and slow-lookup attributes."""
+        span = op.span
+        if op.slowest is not None:
+            span.set_attribute(n.FINGERPRINT, op.slowest.fingerprint)
+            span.set_attribute(n.STATEMENT, op.slowest.normalised)
+            span.set_attribute(n.QUERY_SUMMARY, op.slowest.summary)
+        span.set_attribute(n.STATEMENTS, op.statements)
+        if op.pool:
+            span.set_attribute(n.POOL_NAME, op.pool)
+        if op.pool_max is not None:
+            span.set_attribute(n.POOL_MAX, op.pool_max)
+        if op.connects:
+            span.set_attribute(n.CONNECTS, op.connects)
+            if op.pool_idle_s is not None:
+                span.set_attribute(n.POOL_IDLE_S, round(op.pool_idle_s, 3))
+                if op.idle_lifetime_s:
+                    span.set_attribute(n.IDLE_CONNECT, op.pool_idle_s >= op.idle_lifetime_s)
+        if total_s >= self.slow_threshold_s(op.name):
+            span.set_attribute(n.SLOW, True)
+
+    async def drain_plans(self) -> None:
+        """Wait for queued plan captures (tests, and before a report)."""
+        if self._plans is not None:
+            await self._plans.drain()
+
+    async def close(self) -> None:
+        """Stop plan capture and close its connections."""
+        if self._plans is not None:
+            await self._plans.close()
+
     def _observe_pools(self, _options: CallbackOptions) -> list[Observation]:
         out: list[Observation] = []
-        for name, sizes in list(self._pools.items()):
+        for name, info in list(self._pools.items()):
             try:
-                idle, used = sizes()
+                idle, used = info.sizes()
             except Exception:  # a closed pool: report nothing rather than break the scrape
                 continue
             out.append(Observation(idle, {n.POOL_NAME: name, n.CONNECTION_STATE: "idle"}))

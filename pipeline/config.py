@@ -176,6 +176,34 @@ class SinkSection(_Section):
         return {"enabled": enabled, "dsn": dsn, "options": options}
 
 
+class ExplainSettings(_Section):
+    """Plans of slow reads (``EXPLAIN (FORMAT JSON)``), captured off the hot path on a connection of their own."""
+
+    enabled: bool = True
+    analyze: bool = False  # EXPLAIN ANALYZE runs the read again (read-only, rolled back): opt in
+    max_per_minute: float = Field(6.0, gt=0)  # EXPLAINs actually run; cached plans cost nothing
+    cache_ttl_s: float = Field(300.0, ge=0)  # one plan per statement shape for this long
+    timeout_ms: int = Field(2000, ge=1)  # statement_timeout of the EXPLAIN
+
+
+class StorageSettings(_Section):
+    """Slow lookups (``collectors/storage.py``): when a repository operation counts as slow, and its plan."""
+
+    # An operation at least this slow is marked sieve.db.slow (its trace is kept, `sieve slow-lookups` lists
+    # it); a read statement at least this slow on its own gets a plan. Interactive lookups should take a few ms.
+    slow_threshold_ms: float = Field(20.0, gt=0)
+    slow_thresholds_ms: dict[str, float] = Field(default_factory=dict)  # per operation name, overrides the above
+    explain: ExplainSettings = Field(default_factory=ExplainSettings)
+
+    @field_validator("slow_thresholds_ms")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not v > 0}
+        if bad:
+            raise ValueError(f"every threshold must be > 0 ms; got {bad}")
+        return value
+
+
 class ServiceSettings(_Section):
     """The demo WebSocket service, shaped like the daemon Sieve replaces (old-system.md section 3)."""
 
@@ -191,6 +219,10 @@ class ServiceSettings(_Section):
     # asyncpg closes connections idle this long; the next lookup then pays connection set-up. Short by default
     # so the demo reproduces the old system's story (old-system.md section 5.2); 0 keeps connections forever.
     pool_idle_lifetime_s: float = Field(3.0, ge=0)
+    # Simulated extra connection set-up time, as to a managed Postgres across a network (TLS and authentication
+    # round trips: the old system paid ~0.35 s, old-system.md section 5.2). The embedded server answers over a
+    # Unix socket in ~2 ms, which would hide the story; 0 shows the local truth.
+    db_connect_delay_s: float = Field(0.25, ge=0)
 
 
 class ProviderSettings(_Section):
@@ -215,6 +247,8 @@ class DemoSettings(_Section):
     seed_conversations: int = Field(200, ge=1)
     heavy_conversations: int = Field(4, ge=0)
     heavy_messages: int = Field(40_000, ge=0)
+    # The index that serves the history read; off by default, as in the old schema (`sieve demo --with-index`).
+    with_index: bool = False
     report_path: Path = Path(".sieve/demo-report.json")
 
 
@@ -228,6 +262,7 @@ class Settings(_Section):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     sink: SinkSection = Field(default_factory=SinkSection)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     logs: LogsSection = Field(default_factory=LogsSection)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     provider: ProviderSettings = Field(default_factory=ProviderSettings)

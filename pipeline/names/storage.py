@@ -21,6 +21,22 @@ POOL_WAIT_S = "sieve.db.pool_wait_s"
 CONNECT_S = "sieve.db.connect_s"
 EXECUTE_S = "sieve.db.execute_s"
 ROWS = "db.response.returned_rows"
+# Statement identity (issue 6): the pg_query fingerprint ignores literals, parameters, comments and IN-list
+# lengths, so every call of one statement shape shares it; the normalised text has literals replaced by $n.
+FINGERPRINT = "sieve.db.fingerprint"
+STATEMENT = "sieve.db.statement"  # normalised text of the operation's slowest statement
+QUERY_SUMMARY = "db.query.summary"  # semconv: "SELECT public.messages"
+STATEMENTS = "sieve.db.statements"  # statements the operation ran
+SLOW = "sieve.db.slow"  # the operation took longer than its slow threshold (the sampler keeps its trace)
+CONNECTS = "sieve.db.connects"  # connections the operation had to open
+IDLE_CONNECT = "sieve.db.idle_connect"  # ... after the pool had been idle longer than its idle lifetime
+POOL_IDLE_S = "sieve.db.pool_idle_s"  # seconds since the pool last handed back a connection
+POOL_MAX = "db.client.connection.max"  # the pool's max size (semconv metric name, used as an attribute here)
+# EXPLAIN of a slow read, captured off the hot path on a span of its own (child of the operation's span).
+PLAN = "sieve.db.plan"  # EXPLAIN (FORMAT JSON) output as a JSON string; the sink stores it in spans.explain_plan
+PLAN_ANALYZED = "sieve.db.plan.analyzed"
+PLAN_CACHED = "sieve.db.plan.cached"
+EXPLAIN_OUTCOME = "sieve.db.explain.outcome"
 
 OPERATION_DURATION = MetricSpec(
     "db.client.operation.duration",
@@ -57,6 +73,13 @@ CONNECTION_COUNT = MetricSpec(
     "Pooled connections by state",
     (POOL_NAME, CONNECTION_STATE),
 )
+EXPLAIN_REQUESTS = MetricSpec(
+    "sieve.db.explain.requests",
+    Kind.COUNTER,
+    "{request}",
+    "Plan captures asked for slow reads, by outcome (captured, cached, rate_limited, queue_full, error, skipped)",
+    (EXPLAIN_OUTCOME,),
+)
 
 METRICS: tuple[MetricSpec, ...] = (
     OPERATION_DURATION,
@@ -64,4 +87,5 @@ METRICS: tuple[MetricSpec, ...] = (
     CONNECTION_CREATE,
     CONNECTION_USE,
     CONNECTION_COUNT,
+    EXPLAIN_REQUESTS,
 )

@@ -38,6 +38,9 @@ DEFAULT_POLICIES: tuple[PolicySpec, ...] = (
     StatusCodeFilter(name="errors", status_codes=("ERROR",)),
     Latency(name="slow-traces", threshold_ms=SLOW_TRACE_MS),
     BooleanAttribute(name="force-sample", key="sieve.force_sample", value=True),
+    # A storage operation over its slow threshold (collectors/storage.py) keeps its trace even when the whole
+    # turn stays under SLOW_TRACE_MS: slow lookups are what `sieve slow-lookups` diagnoses from kept spans.
+    BooleanAttribute(name="slow-lookups", key="sieve.db.slow", value=True),
     Probabilistic(name="baseline", sampling_percentage=BASELINE_PERCENTAGE),
 )
 

@@ -27,11 +27,23 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from pipeline.names.sampling import SPAN_ADJUSTED_COUNT, SPAN_PROBABILITY, SPAN_REASON
+from pipeline.names.storage import PLAN
 
 Row = dict[str, Any]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SAMPLING_KEYS = (SPAN_PROBABILITY, SPAN_ADJUSTED_COUNT, SPAN_REASON)
+_MOVED_KEYS = (*_SAMPLING_KEYS, PLAN)  # attributes that get a column of their own
+
+
+def _plan(value: Any) -> Any:
+    """A captured EXPLAIN (FORMAT JSON) document: the span carries it as a JSON string; the column is jsonb."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:  # truncated by a span attribute length limit: keep it readable rather than lose it
+        return {"unparsed": value}
 
 
 def iso_from_ns(ns: int) -> str:
@@ -184,7 +196,8 @@ def span_row(span: ReadableSpan) -> Row | None:
     """A finished span as a row, or None for a span with no context or no start (nothing to key it by).
 
     The sampler's ``sieve.sampling.*`` attributes move to their own columns; when only the probability is present
-    the adjusted count is derived from it.
+    the adjusted count is derived from it. A plan captured for a slow read (``sieve.db.plan``) moves to
+    ``explain_plan``.
     """
     ctx = span.context
     if ctx is None or span.start_time is None:
@@ -207,10 +220,11 @@ def span_row(span: ReadableSpan) -> Row | None:
         "status_message": span.status.description,
         "duration_ms": max(0, end - span.start_time) / 1e6,
         "service": str(span.resource.attributes.get("service.name", "")),
-        "attributes": attributes(attrs, drop=_SAMPLING_KEYS),
+        "attributes": attributes(attrs, drop=_MOVED_KEYS),
         "sampling_probability": probability,
         "adjusted_count": adjusted,
         "sampling_reason": str(reason) if reason is not None else None,
+        "explain_plan": _plan(attrs.get(PLAN)),
     }
 
 

@@ -1,0 +1,242 @@
+"""Plans of slow reads, captured off the hot path.
+
+A slow read's statement and parameters go into a small queue (``submit`` never waits and never raises); one
+task takes them, and for a fingerprint it has not explained lately runs ``EXPLAIN (FORMAT JSON)`` on a
+connection of its own, in a READ ONLY transaction that is always rolled back, under a statement timeout and a
+rate limit. ``EXPLAIN ANALYZE`` (which runs the statement) happens only when ``analyze=True``. The plan becomes
+an ``EXPLAIN`` span, child of the slow operation's span, so it travels with the trace through tail sampling
+into any trace store and into the Postgres sink (``spans.explain_plan``). Writes are never explained: the caller
+only submits statements Postgres' parser calls a plain SELECT.
+
+Parameter values are held in memory until the EXPLAIN runs and are never recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
+
+from collectors._statements import StatementInfo
+from pipeline.names import storage as n
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """Where and how often to EXPLAIN. ``dsn=None`` turns capture off."""
+
+    dsn: str | None = None
+    analyze: bool = False  # EXPLAIN ANALYZE runs the read a second time: opt in
+    max_per_minute: float = 6.0  # EXPLAINs actually run (cached plans are free)
+    cache_ttl_s: float = 300.0  # a plan is reused for its fingerprint this long
+    timeout_ms: int = 2000  # statement_timeout of the EXPLAIN itself
+    max_plan_bytes: int = 64 * 1024  # larger plans keep their top node only
+    queue_size: int = 64
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    info: StatementInfo
+    sql: str  # as the driver got it ($n for asyncpg, %s for psycopg)
+    args: Sequence[Any]
+    driver: str  # "asyncpg" | "psycopg"
+    parent: SpanContext  # the slow operation's span
+    operation: str
+
+
+class _TokenBucket:
+    def __init__(self, per_minute: float, now: float) -> None:
+        self.rate_per_s = per_minute / 60.0
+        self.capacity = max(1.0, per_minute)
+        self.tokens = self.capacity
+        self.at = now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate_per_s)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class PlanCapturer:
+    def __init__(self, options: ExplainOptions, tracer: trace.Tracer, requests: Any) -> None:
+        self.options = options
+        self._tracer = tracer
+        self._requests = requests  # counter: sieve.db.explain.requests{outcome}
+        self._queue: asyncio.Queue[PlanRequest] = asyncio.Queue(maxsize=options.queue_size)
+        self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()  # fingerprint -> (captured at, plan json)
+        self._bucket = _TokenBucket(options.max_per_minute, time.monotonic())
+        self._worker: asyncio.Task[None] | None = None
+        self._conns: dict[str, Any] = {}
+        self._closed = False
+
+    def submit(self, request: PlanRequest) -> None:
+        """Called on the event loop by the slow statement's task: never waits, never raises."""
+        if self._closed or not self.options.dsn:
+            return
+        if not request.info.read_only:
+            self._count("skipped")  # defence in depth: callers already filter writes
+            return
+        cached = self._fresh(request.info.fingerprint)
+        if cached is not None:
+            self._emit(request, cached, cached_plan=True, start_ns=time.time_ns())
+            self._count("cached")
+            return
+        try:
+            self._queue.put_nowait(request)
+        except asyncio.QueueFull:
+            self._count("queue_full")
+            return
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="sieve-explain")
+
+    async def drain(self) -> None:
+        """Wait until every queued request is handled (tests and shutdown)."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        for conn in self._conns.values():
+            await _close_quietly(conn)
+        self._conns.clear()
+
+    # -- worker ----------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            request = await self._queue.get()
+            try:
+                await self._capture(request)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad statement must not stop plan capture
+                self._count("error")
+                log.debug("EXPLAIN of %s failed: %r", request.info.fingerprint, exc)
+            finally:
+                self._queue.task_done()
+
+    async def _capture(self, request: PlanRequest) -> None:
+        cached = self._fresh(request.info.fingerprint)  # an earlier request of the queue may have filled it
+        if cached is not None:
+            self._emit(request, cached, cached_plan=True, start_ns=time.time_ns())
+            self._count("cached")
+            return
+        if not self._bucket.take(time.monotonic()):
+            self._count("rate_limited")
+            return
+        start_ns = time.time_ns()
+        with suppress_instrumentation():  # Sieve's own EXPLAIN is not the application's storage traffic
+            plan = await asyncio.wait_for(self._explain(request), self.options.timeout_ms / 1000 + 1.0)
+        text = self._bounded(plan)
+        self._cache[request.info.fingerprint] = (time.monotonic(), text)
+        self._cache.move_to_end(request.info.fingerprint)
+        while len(self._cache) > 512:
+            self._cache.popitem(last=False)
+        self._emit(request, text, cached_plan=False, start_ns=start_ns)
+        self._count("captured")
+
+    async def _explain(self, request: PlanRequest) -> Any:
+        verb = "EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS) " if self.options.analyze else "EXPLAIN (FORMAT JSON) "
+        timeout = f"SET LOCAL statement_timeout = {int(self.options.timeout_ms)}"
+        conn = await self._connection(request.driver)
+        try:
+            if request.driver == "asyncpg":
+                tx = conn.transaction(readonly=True)
+                await tx.start()
+                try:
+                    await conn.execute(timeout)
+                    raw = await conn.fetchval(verb + request.sql, *request.args)
+                finally:
+                    await tx.rollback()  # EXPLAIN ANALYZE of a read changes nothing, and still nothing is kept
+                return json.loads(raw) if isinstance(raw, str) else raw
+            await conn.execute("BEGIN READ ONLY")
+            try:
+                await conn.execute(timeout)
+                args = request.args[0] if len(request.args) == 1 and isinstance(request.args[0], dict) else request.args
+                cur = await conn.execute(verb + request.sql, args or None)
+                row = await cur.fetchone()
+            finally:
+                await conn.execute("ROLLBACK")
+            raw = row[0] if row else None
+            return json.loads(raw) if isinstance(raw, str) else raw
+        except Exception:
+            self._conns.pop(request.driver, None)  # reconnect next time; the connection may be broken
+            await _close_quietly(conn)
+            raise
+
+    async def _connection(self, driver: str) -> Any:
+        conn = self._conns.get(driver)
+        if conn is not None:
+            return conn
+        assert self.options.dsn
+        if driver == "asyncpg":
+            import asyncpg
+
+            conn = await asyncpg.connect(self.options.dsn)
+        else:
+            import psycopg
+
+            conn = await psycopg.AsyncConnection.connect(self.options.dsn, autocommit=True)
+        self._conns[driver] = conn
+        return conn
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _fresh(self, fingerprint: str) -> str | None:
+        hit = self._cache.get(fingerprint)
+        if hit is None or time.monotonic() - hit[0] > self.options.cache_ttl_s:
+            return None
+        return hit[1]
+
+    def _bounded(self, plan: Any) -> str:
+        text = json.dumps(plan, separators=(",", ":"))
+        if len(text) <= self.options.max_plan_bytes:
+            return text
+        # Keep the top node's own fields: enough to see the node type and estimates, within the limit.
+        top = plan[0]["Plan"] if isinstance(plan, list) and plan and "Plan" in plan[0] else {}
+        slim = {k: v for k, v in top.items() if k != "Plans"}
+        return json.dumps([{"Plan": slim, "Sieve Truncated": True}], separators=(",", ":"))
+
+    def _emit(self, request: PlanRequest, plan_json: str, *, cached_plan: bool, start_ns: int) -> None:
+        parent = trace.set_span_in_context(NonRecordingSpan(request.parent))
+        span = self._tracer.start_span(
+            "EXPLAIN",
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            start_time=start_ns,
+            attributes={
+                n.DB_OPERATION: request.operation,
+                n.FINGERPRINT: request.info.fingerprint,
+                n.QUERY_SUMMARY: request.info.summary,
+                n.STATEMENT: request.info.normalised,
+                n.PLAN: plan_json,
+                n.PLAN_CACHED: cached_plan,
+                n.PLAN_ANALYZED: self.options.analyze,
+            },
+        )
+        span.end()
+
+    def _count(self, outcome: str) -> None:
+        self._requests.add(1, {n.EXPLAIN_OUTCOME: outcome})
+
+
+async def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # a broken connection: nothing left to close cleanly
+        await conn.close()
