@@ -17,6 +17,8 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError, fingerprint, scan
 from pglast.visitors import Visitor
 
+from pipeline.slowlookups.statement import is_read_only_select
+
 # psycopg's client-side placeholders (%s, %b, %t and the %(name)s forms); %% is a literal percent sign.
 _PYFORMAT = re.compile(r"%%|%\((?P<name>[^)]+)\)[sbt]|%[sbt]")
 # Tokens that carry a literal value: they become $n in the normalised text.
@@ -63,14 +65,6 @@ class _Tables(Visitor):
         name = f"{node.schemaname}.{node.relname}" if node.schemaname else node.relname
         if name not in self.names:
             self.names.append(name)
-
-
-def _is_read_only(stmt: object) -> bool:
-    if not isinstance(stmt, ast.SelectStmt) or stmt.lockingClause or stmt.intoClause:
-        return False
-    ctes = stmt.withClause.ctes if stmt.withClause else ()
-    # WITH x AS (DELETE ... RETURNING ...) SELECT ...: a write, whatever the outer statement says.
-    return all(isinstance(cte.ctequery, ast.SelectStmt) for cte in ctes or ())
 
 
 def _normalise(sql: str) -> str:
@@ -120,4 +114,4 @@ def statement_info(sql: str, *, pyformat: bool = False) -> StatementInfo:
     tables = _Tables()
     tables(stmts)
     summary = " ".join([_verb(stmt, normalised), *tables.names[:3]])
-    return StatementInfo(fp, normalised, summary, read_only=_is_read_only(stmt), parsed=True)
+    return StatementInfo(fp, normalised, summary, read_only=is_read_only_select(text), parsed=True)

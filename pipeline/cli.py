@@ -28,6 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true", help="keep serving after the report (for Prometheus/Grafana)")
     demo.add_argument("--port", type=int, help="WebSocket port (default 8079; 0 picks a free one)")
     demo.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (default 9464; 0 picks a free one)")
+    demo.add_argument(
+        "--with-index",
+        action="store_true",
+        help="add the messages (conversation_id, created_at DESC) index (default: the old schema, without it)",
+    )
+
+    slow = sub.add_parser(
+        "slow-lookups", help="slow storage operations from the Postgres sink, grouped by statement, with a diagnosis"
+    )
+    slow.add_argument("--since", default="1h", help="how far back: 90s, 30m, 1h, 2d (default 1h)")
+    slow.add_argument("--json", action="store_true", help="machine-readable output (shape: see the README)")
+    slow.add_argument("--min-ms", type=float, default=0.0, help="count spans this slow instead of the marked ones")
+    slow.add_argument("--limit", type=int, default=20, help="at most this many statement groups (default 20)")
 
     sub.add_parser("migrate", help="apply the SQL migrations to the database")
     sub.add_parser("config", help="print the effective settings as JSON")
@@ -40,6 +53,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         o["database"] = {"dsn": args.dsn}
     if args.command == "demo":
         demo = {k: v for k, v in {"duration_s": args.duration, "clients": args.clients}.items() if v is not None}
+        if args.with_index:
+            demo["with_index"] = True
         if demo:
             o["demo"] = demo
         if args.port is not None:
@@ -84,7 +99,25 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         asyncio.run(run_demo(settings, serve=args.serve))
         return 0
+    if command == "slow-lookups":
+        return _slow_lookups(args, settings)
     raise AssertionError(command)
+
+
+def _slow_lookups(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.db import open_database
+    from pipeline.slowlookups import collect_report
+    from pipeline.slowlookups.query import parse_since
+    from pipeline.slowlookups.render import render_json, render_text
+
+    since = parse_since(args.since)
+    if settings.sink.dsn:
+        report = collect_report(settings.sink.dsn, since, min_duration_ms=args.min_ms, limit=args.limit)
+    else:
+        with open_database(settings.database) as db:  # the sink lives in the application's database by default
+            report = collect_report(db.dsn, since, min_duration_ms=args.min_ms, limit=args.limit)
+    print(render_json(report) if args.json else render_text(report))
+    return 0
 
 
 if __name__ == "__main__":
