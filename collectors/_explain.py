@@ -8,7 +8,8 @@ an ``EXPLAIN`` span, child of the slow operation's span, so it travels with the 
 into any trace store and into the Postgres sink (``spans.explain_plan``). Writes are never explained: the caller
 only submits statements Postgres' parser calls a plain SELECT.
 
-Parameter values are held in memory until the EXPLAIN runs and are never recorded.
+Parameter values are held in memory until the EXPLAIN runs and are never recorded: the literals EXPLAIN prints
+in a plan's conditions are replaced by ``$n`` before the plan leaves this module.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
 
-from collectors._statements import StatementInfo
+from collectors._statements import StatementInfo, strip_literals
 from pipeline.names import storage as n
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,33 @@ class PlanRequest:
     driver: str  # "asyncpg" | "psycopg"
     parent: SpanContext  # the slow operation's span
     operation: str
+
+
+# Plan fields holding SQL expressions: EXPLAIN prints them with the values of the parameters it ran with.
+_EXPRESSION_KEYS = frozenset(
+    {
+        "Filter", "Index Cond", "Recheck Cond", "Join Filter", "Hash Cond", "Merge Cond", "One-Time Filter",
+        "TID Cond", "Cache Key", "Order By", "Output", "Sort Key", "Group Key", "Presorted Key", "Hash Key",
+        "Run Condition",
+    }
+)  # fmt: skip
+
+
+def scrub_plan(node: Any) -> Any:
+    """The plan with literal values in its conditions replaced by ``$n``: parameters are never recorded."""
+    if isinstance(node, list):
+        return [scrub_plan(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _EXPRESSION_KEYS and isinstance(value, str):
+            out[key] = strip_literals(value)
+        elif key in _EXPRESSION_KEYS and isinstance(value, list):
+            out[key] = [strip_literals(v) if isinstance(v, str) else v for v in value]
+        else:
+            out[key] = scrub_plan(value)
+    return out
 
 
 class _TokenBucket:
@@ -144,7 +172,7 @@ class PlanCapturer:
         start_ns = time.time_ns()
         with suppress_instrumentation():  # Sieve's own EXPLAIN is not the application's storage traffic
             plan = await asyncio.wait_for(self._explain(request), self.options.timeout_ms / 1000 + 1.0)
-        text = self._bounded(plan)
+        text = self._bounded(scrub_plan(plan))
         self._cache[request.info.fingerprint] = (time.monotonic(), text)
         self._cache.move_to_end(request.info.fingerprint)
         while len(self._cache) > 512:

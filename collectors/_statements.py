@@ -67,6 +67,12 @@ class _Tables(Visitor):
             self.names.append(name)
 
 
+def strip_literals(sql: str) -> str:
+    """SQL text with every literal replaced by ``$n``: for normalised statements and for the conditions of a
+    captured plan, which EXPLAIN prints with the parameter values it was given."""
+    return _normalise(sql)
+
+
 def _normalise(sql: str) -> str:
     try:
         tokens = scan(sql)

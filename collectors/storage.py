@@ -94,7 +94,7 @@ class Operation:
     pool: str = ""
     pool_idle_s: float | None = None
     pool_max: int | None = None
-    idle_lifetime_s: float | None = None
+    reopened: bool = False  # a connection the pool had closed after idling was opened again for this operation
     _rows_seen: int | None = field(default=None, repr=False)
 
     def returned(self, rows: int) -> None:
@@ -127,6 +127,17 @@ class _PoolInfo:
     max_size: int | None = None
     idle_lifetime_s: float | None = None
     last_release: float | None = None
+    peak_size: int = 0  # the most connections seen open at once
+
+
+def _size(info: _PoolInfo | None) -> int | None:
+    if info is None:
+        return None
+    try:
+        idle, used = info.sizes()
+    except Exception:  # a closed pool
+        return None
+    return idle + used
 
 
 class StorageTelemetry:
@@ -239,11 +250,11 @@ class StorageTelemetry:
     async def acquire_asyncpg(self, pool: Any, pool_name: str) -> AsyncIterator[Any]:
         """``pool.acquire()`` with wait and use times; the release's reset query is not traced."""
         op = _current.get()
-        connect_before = op.connect_s if op else 0.0
+        before = (op.connect_s, op.connects) if op else (0.0, 0)
         t0 = time.perf_counter()
         conn = await pool.acquire()
         waited = time.perf_counter() - t0
-        self._acquired(op, pool_name, waited, connect_before)
+        self._acquired(op, pool_name, waited, before)
         t1 = time.perf_counter()
         try:
             yield AsyncpgConnection(conn, self._statement_call)
@@ -278,10 +289,10 @@ class StorageTelemetry:
     @asynccontextmanager
     async def acquire_psycopg(self, pool: Any, pool_name: str) -> AsyncIterator[Any]:
         op = _current.get()
-        connect_before = op.connect_s if op else 0.0
+        before = (op.connect_s, op.connects) if op else (0.0, 0)
         t0 = time.perf_counter()
         async with pool.connection() as conn:
-            self._acquired(op, pool_name, time.perf_counter() - t0, connect_before)
+            self._acquired(op, pool_name, time.perf_counter() - t0, before)
             t1 = time.perf_counter()
             try:
                 yield PsycopgConnection(conn, self._statement_call)
@@ -326,19 +337,25 @@ class StorageTelemetry:
                 op.connects += 1
             self._create.record(elapsed, {n.POOL_NAME: pool_name})
 
-    def _acquired(self, op: Operation | None, pool_name: str, waited_s: float, connect_before: float) -> None:
+    def _acquired(self, op: Operation | None, pool_name: str, waited_s: float, before: tuple[float, int]) -> None:
         self._wait.record(waited_s, {n.POOL_NAME: pool_name})
+        info = self._pools.get(pool_name)
+        size = _size(info)
         if op is not None:
+            connect_before, connects_before = before
             # Waiting excludes any connection set-up that happened during the acquire: that is connect_s.
             op.pool_wait_s += max(0.0, waited_s - (op.connect_s - connect_before))
-            info = self._pools.get(pool_name)
             op.pool = pool_name
             if info is not None:
                 op.pool_max = info.max_size
-                op.idle_lifetime_s = info.idle_lifetime_s
                 if info.last_release is not None:
-                    # How long the pool had handed nothing back before this acquire began: the idle gap.
                     op.pool_idle_s = max(0.0, time.monotonic() - waited_s - info.last_release)
+                if op.connects > connects_before and info.idle_lifetime_s and size is not None:
+                    # A connection opened while the pool is no bigger than it has been re-opens one the pool
+                    # closed (idle longer than its lifetime); one that makes the pool bigger is growth under load.
+                    op.reopened = op.reopened or size <= info.peak_size
+        if info is not None and size is not None:
+            info.peak_size = max(info.peak_size, size)
 
     def _released(self, op: Operation | None, pool_name: str, used_s: float) -> None:
         self._use.record(used_s, {n.POOL_NAME: pool_name})
@@ -393,10 +410,9 @@ class StorageTelemetry:
             span.set_attribute(n.POOL_MAX, op.pool_max)
         if op.connects:
             span.set_attribute(n.CONNECTS, op.connects)
+            span.set_attribute(n.IDLE_CONNECT, op.reopened)
             if op.pool_idle_s is not None:
                 span.set_attribute(n.POOL_IDLE_S, round(op.pool_idle_s, 3))
-                if op.idle_lifetime_s:
-                    span.set_attribute(n.IDLE_CONNECT, op.pool_idle_s >= op.idle_lifetime_s)
         if total_s >= self.slow_threshold_s(op.name):
             span.set_attribute(n.SLOW, True)
 

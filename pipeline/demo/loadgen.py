@@ -39,10 +39,24 @@ class LoadResult:
     traceparent_turns: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)  # one entry per second
     burst: tuple[float, float] = (0.0, 0.0)  # seconds from start
+    quiet: list[tuple[float, float]] = field(default_factory=list)  # seconds from start: no client sends
 
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+
+def quiet_windows(duration_s: float, idle_lifetime_s: float) -> list[tuple[float, float]]:
+    """Whole-service idle gaps, longer than the pool's idle lifetime: the old daemon's first lookup after ~22 s
+    of silence paid for a new connection (old-system.md section 5.2). One gap per 15 s of run, none when the run
+    is too short to show one or connections never expire."""
+    if idle_lifetime_s <= 0:
+        return []
+    gap = idle_lifetime_s * 1.6
+    count = int(duration_s // 15) or (1 if duration_s >= 4 * gap else 0)
+    # Away from the ends of the run and, for the default 30 s, from the error burst in the middle.
+    fractions = {1: (0.25,), 2: (0.25, 0.75)}.get(count) or tuple((i + 0.5) / count for i in range(count))
+    return [(round(duration_s * f, 1), round(duration_s * f + gap, 1)) for f in fractions]
 
 
 class LoadGenerator:
@@ -69,6 +83,7 @@ class LoadGenerator:
         if burst and demo.error_burst_share > 0:
             start = duration_s * (0.5 - demo.error_burst_share / 2)
             self.result.burst = (start, start + duration_s * demo.error_burst_share)
+        self.result.quiet = quiet_windows(duration_s, self.settings.service.pool_idle_lifetime_s)
         clients = [
             asyncio.create_task(self._client(i, deadline, i < round(demo.clients * demo.traceparent_share)))
             for i in range(demo.clients)
@@ -126,14 +141,17 @@ class LoadGenerator:
                 else:
                     self.result.errors[str((turn.error or {}).get("code", "unknown"))] += 1
                     self._second["errors"] += 1
-                # Mostly short pauses; now and then an idle gap longer than the pool's idle lifetime.
-                idle = self.settings.service.pool_idle_lifetime_s
                 pause = rng.expovariate(1 / demo.think_time_s) if demo.think_time_s > 0 else 0.0
-                if idle > 0 and rng.random() < 0.03:
-                    pause = idle * 1.5
                 await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                await self._sit_out_quiet(deadline)
         finally:
             await client.close()
+
+    async def _sit_out_quiet(self, deadline: float) -> None:
+        t = time.monotonic() - self.result.started_at
+        for q0, q1 in self.result.quiet:
+            if q0 <= t < q1:
+                await asyncio.sleep(max(0.0, min(q1 - t, deadline - time.monotonic())))
 
     def _normal(self, rng: random.Random) -> str:
         # A few hot conversations and a long tail, as real usage looks.

@@ -99,6 +99,15 @@ def render(report: dict[str, Any]) -> str:
             f"  {op:<38} n={s['count']:<6} p50 {s['p50_ms']:>7} ms  p95 {s['p95_ms']:>7} ms  "
             f"max {s['max_ms']:>7} ms   {share['pool_wait']:.0%} / {share['connect']:.0%} / {share['execute']:.0%}"
         )
+    setup = report.get("setup", {})
+    if setup:
+        lines.append(
+            f"  (history index {'present' if setup.get('history_index') else 'absent, as in the old schema'}; "
+            f"quiet gaps {setup.get('quiet_gaps_s') or 'none'}; simulated connection set-up "
+            f"{setup.get('db_connect_delay_s', 0)} s)"
+        )
+    if report.get("slow_lookups_text"):
+        lines += ["", report["slow_lookups_text"].rstrip()]
     if "sampling" in report:
         lines += _render_sampling(report["sampling"])
     if "event_loop" in report:

@@ -18,7 +18,7 @@ from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 
 from collectors.logs import LogBridge, LogBridgeSettings
 from collectors.runtime import LoopMonitor
-from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
+from collectors.storage import ExplainOptions, StorageTelemetry, instrument_drivers, uninstrument_drivers
 from collectors.websocket import WebSocketInstrumentation
 from pipeline.bootstrap import Telemetry, build_telemetry
 from pipeline.config import Settings
@@ -26,10 +26,11 @@ from pipeline.db import Database, open_database, to_url
 from pipeline.demo.loadgen import LoadGenerator, LoadResult
 from pipeline.demo.provider import Provider
 from pipeline.demo.report import build_report, render
-from pipeline.demo.seed import seed
+from pipeline.demo.seed import seed, set_history_index
 from pipeline.demo.service import CLIENT_OPS, SERVER_OPS, DemoService
 from pipeline.demo.stats import SpanStats
 from pipeline.demo.store import Store
+from pipeline.errors import SieveError
 from pipeline.health import CachedCheck, ComponentState
 from pipeline.migrate import migrate
 
@@ -45,6 +46,7 @@ class DemoStack:
     store: Store
     provider: Provider
     service: DemoService
+    storage: StorageTelemetry | None = None
     loop_monitor: LoopMonitor | None = None
     logs: LogBridge | None = None
 
@@ -53,6 +55,8 @@ class DemoStack:
             await self.loop_monitor.stop()
         await self.service.stop()
         await self.store.close()
+        if self.storage:
+            await self.storage.close()
         if self.telemetry:
             self.telemetry.shutdown()  # decides held traces, so held log records follow them
             if self.logs:
@@ -66,6 +70,7 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
     database = open_database(settings.database)
     migrate(database.dsn)
     seed(database.dsn, settings.demo)
+    set_history_index(database.dsn, settings.demo.with_index)
     stats = SpanStats()
     telemetry: Telemetry | None = None
     tracer_provider: TracerProvider
@@ -85,7 +90,22 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
     else:
         # The baseline for benchmarks: no SDK at all, the API's no-op providers.
         tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
-    storage = StorageTelemetry(tracer_provider, meter_provider)
+    explain = settings.storage.explain
+    storage = StorageTelemetry(
+        tracer_provider,
+        meter_provider,
+        slow_threshold_ms=settings.storage.slow_threshold_ms,
+        slow_thresholds_ms=settings.storage.slow_thresholds_ms,
+        explain=ExplainOptions(
+            dsn=to_url(database.dsn),
+            analyze=explain.analyze,
+            max_per_minute=explain.max_per_minute,
+            cache_ttl_s=explain.cache_ttl_s,
+            timeout_ms=explain.timeout_ms,
+        )
+        if instrumented and explain.enabled
+        else None,
+    )
     store = await Store.open(to_url(database.dsn), storage, settings.service)
     provider = Provider(settings.provider, tracer_provider, random.Random(1))
     ws = WebSocketInstrumentation(
@@ -102,7 +122,7 @@ async def start_stack(settings: Settings, *, instrumented: bool = True, install_
         ).install()
     service = await DemoService(settings.service, store, provider, ws, logs=bridge).start()
     monitor = LoopMonitor(meter_provider).start() if instrumented else None
-    return DemoStack(settings, database, telemetry, stats, store, provider, service, monitor, bridge)
+    return DemoStack(settings, database, telemetry, stats, store, provider, service, storage, monitor, bridge)
 
 
 def _database_state(dsn: str) -> ComponentState:
@@ -138,6 +158,8 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
     try:
         result = await load.run(settings.demo.duration_s)
         progress.cancel()
+        if stack.storage is not None:
+            await stack.storage.drain_plans()  # plans of the last slow reads join their traces
         telemetry.force_flush()
         report = _report(result, stack)
         _write(report, settings.demo.report_path)
@@ -171,6 +193,16 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         extra["logs"] = telemetry.log_sampler.stats()
     if stack.loop_monitor is not None:
         extra["event_loop"] = {"max_lag_ms": round(stack.loop_monitor.max_lag_s * 1000, 1)}
+    settings = stack.settings
+    extra["setup"] = {
+        "history_index": settings.demo.with_index,
+        "quiet_gaps_s": [list(q) for q in result.quiet],
+        "db_connect_delay_s": settings.service.db_connect_delay_s,
+    }
+    if telemetry.sink is not None:
+        # This run's window only: an earlier run's spans in the same database are not this run's story.
+        since_s = time.monotonic() - result.started_at + 1.0
+        extra.update(_slow_lookups(settings.sink.dsn or stack.database.dsn, since_s))
     return build_report(
         result,
         stack.stats.snapshot(),
@@ -179,6 +211,20 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         spans_file=str(spans_file) if spans_file else None,
         extra=extra,
     )
+
+
+def _slow_lookups(dsn: str, since_s: float) -> dict[str, Any]:
+    """The run's slow lookups as the sink has them, diagnosed: what `sieve slow-lookups` prints."""
+    from datetime import timedelta
+
+    from pipeline.slowlookups import collect_report
+    from pipeline.slowlookups.render import render_text, to_dict
+
+    try:
+        report = collect_report(dsn, timedelta(seconds=since_s))
+    except SieveError as exc:  # the report still shows everything else
+        return {"slow_lookups_text": f"slow lookups: not available ({exc})"}
+    return {"slow_lookups": to_dict(report), "slow_lookups_text": render_text(report)}
 
 
 async def _progress(load: LoadGenerator, stack: DemoStack, duration_s: float, out: TextIO) -> None:

@@ -16,6 +16,20 @@ def heavy_id(i: int) -> str:
     return f"heavy-{i}"
 
 
+# The index that serves the history read ("newest N messages of a conversation"). The old schema had only
+# (conversation_id); the demo starts without this one so the slow lookup is there for Sieve to diagnose.
+HISTORY_INDEX = "messages_conversation_id_created_at_idx"
+HISTORY_INDEX_DDL = f"CREATE INDEX IF NOT EXISTS {HISTORY_INDEX} ON public.messages (conversation_id, created_at DESC)"
+
+
+def set_history_index(dsn: str, present: bool) -> None:
+    """Create the history index (``sieve demo --with-index``) or drop it (the default: the old schema)."""
+    ddl = HISTORY_INDEX_DDL if present else f"DROP INDEX IF EXISTS public.{HISTORY_INDEX}"
+    with suppress_instrumentation(), psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(ddl)
+        conn.execute("ANALYZE public.messages")
+
+
 def seed(dsn: str, settings: DemoSettings, messages_per_conversation: int = 10) -> dict[str, int]:
     """Create the seed rows unless they exist; returns how many rows this call inserted."""
     inserted = {"conversations": 0, "messages": 0}
@@ -37,7 +51,8 @@ def seed(dsn: str, settings: DemoSettings, messages_per_conversation: int = 10) 
                 """INSERT INTO public.messages (conversation_id, role, content, idempotency_key, created_at)
                    SELECT c.id,
                           (CASE WHEN g %% 2 = 0 THEN 'user' ELSE 'assistant' END)::public.message_role,
-                          'seeded message ' || g || ' of ' || c.continuation_id,
+                          -- A few hundred characters, as chat messages are: the history read's cost is in the rows.
+                          left(repeat('seeded message ' || g || ' of ' || c.continuation_id || '. ', 20), 400),
                           'seed:' || c.continuation_id || ':' || g,
                           now() - make_interval(secs => g)
                    FROM public.conversations c

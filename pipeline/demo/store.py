@@ -6,6 +6,7 @@ Every public method is one repository operation with its own span and duration (
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -54,12 +55,20 @@ class Store:
 
     @classmethod
     async def open(cls, dsn: str, telemetry: StorageTelemetry, settings: ServiceSettings) -> Store:
+        delay_s = settings.db_connect_delay_s
+
+        async def remote_connect(*args: Any, **kwargs: Any) -> Any:
+            # The simulated network of a managed Postgres (settings.db_connect_delay_s): paid per new connection.
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            return await asyncpg.connect(*args, **kwargs)
+
         reads = await asyncpg.create_pool(
             dsn,
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             max_inactive_connection_lifetime=settings.pool_idle_lifetime_s,
-            connect=telemetry.asyncpg_connect("asyncpg"),
+            connect=telemetry.asyncpg_connect("asyncpg", remote_connect),
             command_timeout=30,
         )
         writes: AsyncConnectionPool = AsyncConnectionPool(
@@ -72,7 +81,7 @@ class Store:
             open=False,
         )
         await writes.open(wait=True, timeout=30)
-        telemetry.watch_asyncpg_pool(reads, "asyncpg")
+        telemetry.watch_asyncpg_pool(reads, "asyncpg", idle_lifetime_s=settings.pool_idle_lifetime_s)
         telemetry.watch_psycopg_pool(writes, "psycopg")
         return cls(reads, writes, telemetry)
 

@@ -25,7 +25,7 @@ from pglast.stream import maybe_double_quote_name
 
 from pipeline.slowlookups.model import DiagnosedGroup, Finding, LookupGroup, Report
 from pipeline.slowlookups.plan import IndexPattern, is_analyzed, key_nodes, plan_root, sorts_over_scans
-from pipeline.slowlookups.statement import SelectShape, SortColumn, TableUse, select_shape
+from pipeline.slowlookups.statement import SelectShape, SortColumn, TableUse, is_read_only_select, select_shape
 
 # Half of the slow calls' time spent queueing for a connection: the pool, not the database, sets the latency.
 POOL_SATURATION_SHARE = 0.5
@@ -135,7 +135,16 @@ def _connect(group: LookupGroup, shares: dict[str, float]) -> Finding:
 
 def _slow_execution(group: LookupGroup, shares: dict[str, float]) -> Finding:
     evidence: dict[str, Any] = {"time_share": _shares_evidence(shares)}
-    if group.plan is None:
+    if group.plan is None and group.statement and not is_read_only_select(group.statement):
+        # Sieve never EXPLAINs a write (EXPLAIN ANALYZE would run it); say what slows writes instead.
+        summary = f"execution: {_pct(shares['execute'])} of the slow calls' time ran this write"
+        detail = (
+            f"{group.execute_ms:.0f} ms of {group.total_ms:.0f} ms executed. Writes are not explained. What slows "
+            "a write is usually waiting on a row lock another transaction holds (pg_stat_activity.wait_event), "
+            "maintaining many indexes on every insert, or commit latency (synchronous_commit, WAL on slow "
+            "storage); EXPLAIN (ANALYZE) it by hand inside a transaction you roll back."
+        )
+    elif group.plan is None:
         summary = f"execution: {_pct(shares['execute'])} of the slow calls' time ran the statement; no plan captured"
         detail = (
             f"{group.execute_ms:.0f} ms of {group.total_ms:.0f} ms executed. Without a plan Sieve cannot tell why: "

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_settings
+from pipeline.demo.report import render
 from pipeline.demo.run import run_demo
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -24,12 +25,15 @@ async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) ->
         service={"port": 0},
         tracing={"spans_file": str(tmp_path / "spans.jsonl"), "schedule_delay_ms": 100},
         sink={"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.2},
+        # Short histories in a short test: every history read counts as slow, so each run has a plan to diagnose.
+        storage={"slow_thresholds_ms": {"get_conversation_messages": 0.01}},
         demo={
             "duration_s": 4,
             "clients": 3,
             "report_path": str(tmp_path / "report.json"),
             "heavy_messages": 2000,
             "error_burst_share": 0.5,
+            "slow_lookup_share": 1.0,  # every turn reads a long history, so the cached plan is one of those
         },
     )
     out = io.StringIO()
@@ -65,6 +69,40 @@ async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) ->
     with psycopg.connect(migrated_dsn) as conn:
         stored = conn.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM monitoring.spans").fetchone()
     assert stored == (sampling["spans_kept"], sampling["spans_kept"])
+    # The slow history reads were kept, explained and diagnosed: the missing index, and the statement to add it.
+    groups = {g["operation"]: g for g in report["slow_lookups"]["groups"]}
+    history = groups["get_conversation_messages"]
+    assert history["plan"] is not None
+    finding = history["findings"][0]
+    assert finding["kind"] == "missing_index" and finding["table"] == "public.messages"
+    assert finding["columns"] == ["conversation_id", "created_at DESC"]
+    assert "CREATE INDEX" in report["slow_lookups_text"] and "(history index absent" in render(report)
+
+
+async def test_with_the_index_the_history_read_uses_it(migrated_dsn: str, tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={},
+        database={"dsn": migrated_dsn},
+        prometheus={"port": 0},
+        service={"port": 0, "db_connect_delay_s": 0},
+        sink={"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.2},
+        storage={"slow_thresholds_ms": {"get_conversation_messages": 0.01}},
+        demo={
+            "duration_s": 2,
+            "clients": 2,
+            "report_path": str(tmp_path / "report.json"),
+            "heavy_messages": 2000,
+            "slow_lookup_share": 1.0,  # every turn reads a long history, so the cached plan is one of those
+            "error_burst_share": 0,
+            "with_index": True,
+        },
+    )
+    report = await run_demo(settings, out=io.StringIO())
+    history = {g["operation"]: g for g in report["slow_lookups"]["groups"]}["get_conversation_messages"]
+    assert "missing_index" not in [f["kind"] for f in history["findings"]]
+    nodes = history["plan"]["key_nodes"]
+    assert any(n["index_name"] == "messages_conversation_id_created_at_idx" for n in nodes)
+    assert not any(n["node_type"] == "Sort" for n in nodes)
 
 
 def test_cli_reports_a_bad_setting_and_exits_2(

@@ -223,3 +223,21 @@ def test_create_index_quotes_what_needs_quoting() -> None:
         'CREATE INDEX CONCURRENTLY IF NOT EXISTS "Order_Customer Id_created_at_idx" '
         'ON "Sales"."Order" ("Customer Id", created_at DESC);'
     )
+
+
+def test_a_slow_write_is_not_told_to_enable_plan_capture() -> None:
+    group = LookupGroup(
+        fingerprint="00000000000000aa",
+        operation="save_messages",
+        statement="INSERT INTO public.messages (a) VALUES ($1) ON CONFLICT DO NOTHING",
+        calls=5,
+        p50_ms=30.0,
+        p95_ms=90.0,
+        max_ms=120.0,
+        pool_wait_ms=1.0,
+        connect_ms=0.0,
+        execute_ms=300.0,
+    )
+    (finding,) = diagnose(group)
+    assert finding.kind == "slow_execution"
+    assert "Writes are not explained" in finding.detail and "EXPLAIN__ENABLED" not in finding.detail
