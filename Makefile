@@ -20,8 +20,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline collectors tests bench
-	$(BIN)/ruff format --check pipeline collectors tests bench
+	$(BIN)/ruff check pipeline collectors tests bench dashboards
+	$(BIN)/ruff format --check pipeline collectors tests bench dashboards
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

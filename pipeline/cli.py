@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     slow.add_argument("--min-ms", type=float, default=0.0, help="count spans this slow instead of the marked ones")
     slow.add_argument("--limit", type=int, default=20, help="at most this many statement groups (default 20)")
 
+    from pipeline.grafana import cli as grafana_cli
+
+    grafana_cli.add_parser(sub)
     sub.add_parser("migrate", help="apply the SQL migrations to the database")
     sub.add_parser("config", help="print the effective settings as JSON")
     return parser
@@ -101,6 +104,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if command == "slow-lookups":
         return _slow_lookups(args, settings)
+    if command == "dashboards":
+        from pipeline.grafana import cli as grafana_cli
+
+        return grafana_cli.run(args)
     raise AssertionError(command)
 
 

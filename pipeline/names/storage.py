@@ -29,7 +29,8 @@ QUERY_SUMMARY = "db.query.summary"  # semconv: "SELECT public.messages"
 STATEMENTS = "sieve.db.statements"  # statements the operation ran
 SLOW = "sieve.db.slow"  # the operation took longer than its slow threshold (the sampler keeps its trace)
 CONNECTS = "sieve.db.connects"  # connections the operation had to open
-IDLE_CONNECT = "sieve.db.idle_connect"  # ... after the pool had been idle longer than its idle lifetime
+# ... re-opening a connection the pool had closed for idling (the pool was no bigger than it had been before)
+IDLE_CONNECT = "sieve.db.idle_connect"
 POOL_IDLE_S = "sieve.db.pool_idle_s"  # seconds since the pool last handed back a connection
 POOL_MAX = "db.client.connection.max"  # the pool's max size (semconv metric name, used as an attribute here)
 # EXPLAIN of a slow read, captured off the hot path on a span of its own (child of the operation's span).
@@ -67,7 +68,10 @@ CONNECTION_USE = MetricSpec(
     (POOL_NAME,),
 )
 CONNECTION_COUNT = MetricSpec(
-    "db.client.connection.count",
+    # Not the current semconv name db.client.connection.count: as a Prometheus gauge "_count" reads as a
+    # histogram's count and promtool check metrics rejects it; this is the earlier semconv name (still what the
+    # contrib SQLAlchemy instrumentation emits), with the same labels.
+    "db.client.connections.usage",
     Kind.GAUGE,
     "{connection}",
     "Pooled connections by state",

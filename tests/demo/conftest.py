@@ -36,12 +36,18 @@ class Running:
         return list(self.spans.get_finished_spans())
 
 
-async def _start(dsn: str, sampling: dict[str, object]) -> Running:
+async def start_demo(dsn: str, sampling: dict[str, object]) -> Running:
     settings = load_settings(
         environ={},
         database={"dsn": dsn},
         prometheus={"port": 0},
-        service={"port": 0, "hello_timeout_s": 1.0, "progress_interval_s": 0.05, "max_message_bytes": 4096},
+        service={
+            "port": 0,
+            "hello_timeout_s": 1.0,
+            "progress_interval_s": 0.05,
+            "max_message_bytes": 4096,
+            "db_connect_delay_s": 0,
+        },
         provider={"latency_median_s": 0.01, "latency_sigma": 0.1, "chunks": 3, "failure_rate": 0.0},
         tracing={"schedule_delay_ms": 50},
         sampling=sampling,
@@ -63,7 +69,7 @@ async def _start(dsn: str, sampling: dict[str, object]) -> Running:
     return Running(settings, telemetry, spans, service, provider, store)
 
 
-async def _stop(running: Running) -> None:
+async def stop_demo(running: Running) -> None:
     await running.service.stop()
     await running.store.close()
     uninstrument_drivers()
@@ -73,18 +79,18 @@ async def _stop(running: Running) -> None:
 @pytest.fixture
 async def demo(migrated_dsn: str) -> AsyncIterator[Running]:
     # These tests are about the instrumentation: every span must reach the exporter.
-    running = await _start(migrated_dsn, {"enabled": False})
+    running = await start_demo(migrated_dsn, {"enabled": False})
     try:
         yield running
     finally:
-        await _stop(running)
+        await stop_demo(running)
 
 
 @pytest.fixture
 async def sampled_demo(migrated_dsn: str) -> AsyncIterator[Running]:
     """The demo behind the default Collector-compatible policies (no Sieve extensions: rates stay predictable)."""
-    running = await _start(migrated_dsn, {"enabled": True, "extensions": False})
+    running = await start_demo(migrated_dsn, {"enabled": True, "extensions": False})
     try:
         yield running
     finally:
-        await _stop(running)
+        await stop_demo(running)
