@@ -49,10 +49,14 @@ def by(spec: MetricSpec, *attributes: str) -> list[str]:
 
 
 def selector(spec: MetricSpec, suffix: str = "", where: dict[str, str] | None = None) -> str:
-    """``name{job=~"$job", instance=~"$instance", <attribute>="<value>"...}``; a value starting with ``!`` negates."""
+    """``name{job=~"$job", instance=~"$instance", <attribute>="<value>"...}``; a value starting with ``!`` negates,
+    ``!~`` is a negated regular expression."""
     matchers = [TARGET_MATCHERS]
     for attribute, value in (where or {}).items():
-        op, value = ("!=", value[1:]) if value.startswith("!") else ("=", value)
+        if value.startswith("!~"):
+            op, value = "!~", value[2:]
+        else:
+            op, value = ("!=", value[1:]) if value.startswith("!") else ("=", value)
         matchers.append(f'{_label(spec, attribute)}{op}"{value}"')
     return f"{spec.prometheus_name}{suffix}{{{', '.join(matchers)}}}"
 

@@ -40,7 +40,7 @@ DASHBOARDS_DIR = REPO / "dashboards" / "grafana"
 SCRAPE_INTERVAL_S = 1
 # Panels that must show data after a few seconds of load: (dashboard title, panel title).
 PANELS_WITH_DATA = [
-    ("Sieve / Service overview", "Operations"),  # request rate
+    ("Sieve / Service overview", "Requests"),  # request rate
     ("Sieve / Service overview", "Calls"),
     ("Sieve / Service overview", "p95 duration"),
     ("Sieve / WebSocket", "Messages in by op"),
