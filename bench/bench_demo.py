@@ -73,7 +73,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             environ={},
             database={"data_dir": str(Path(tmp) / "pg")},
             prometheus={"port": 0},
-            service={"port": 0, "pool_idle_lifetime_s": 0},
+            service={"port": 0, "pool_idle_lifetime_s": 0, "db_connect_delay_s": 0},
             provider={"latency_median_s": 0.0, "failure_rate": 0.0, "chunks": 4},
             demo={"clients": 4, "think_time_s": 0.0, "heavy_conversations": 0, "slow_lookup_share": 0.0},
         )

@@ -27,7 +27,7 @@ async def test_a_sink_outage_loses_nothing_and_the_service_keeps_serving(
         environ={},
         database={"dsn": migrated_dsn},
         prometheus={"port": 0},
-        service={"port": 0},
+        service={"port": 0, "db_connect_delay_s": 0},
         provider={"latency_median_s": 0.005, "latency_sigma": 0.2, "failure_rate": 0.05},
         tracing={"schedule_delay_ms": 100},
         sink={
