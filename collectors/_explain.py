@@ -30,6 +30,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
 
 from collectors._statements import StatementInfo, strip_literals
 from pipeline.names import storage as n
+from pipeline.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +85,6 @@ def scrub_plan(node: Any) -> Any:
     return out
 
 
-class _TokenBucket:
-    def __init__(self, per_minute: float, now: float) -> None:
-        self.rate_per_s = per_minute / 60.0
-        self.capacity = max(1.0, per_minute)
-        self.tokens = self.capacity
-        self.at = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate_per_s)
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class PlanCapturer:
     def __init__(self, options: ExplainOptions, tracer: trace.Tracer, requests: Any) -> None:
         self.options = options
@@ -107,7 +92,8 @@ class PlanCapturer:
         self._requests = requests  # counter: sieve.db.explain.requests{outcome}
         self._queue: asyncio.Queue[PlanRequest] = asyncio.Queue(maxsize=options.queue_size)
         self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()  # fingerprint -> (captured at, plan json)
-        self._bucket = _TokenBucket(options.max_per_minute, time.monotonic())
+        # A burst of up to max_per_minute captures, then max_per_minute spread over each minute.
+        self._bucket = TokenBucket(options.max_per_minute / 60.0, max(1.0, options.max_per_minute))
         self._worker: asyncio.Task[None] | None = None
         self._conns: dict[str, Any] = {}
         self._closed = False
@@ -166,7 +152,7 @@ class PlanCapturer:
             self._emit(request, cached, cached_plan=True, start_ns=time.time_ns())
             self._count("cached")
             return
-        if not self._bucket.take(time.monotonic()):
+        if not self._bucket.take(1.0, time.monotonic(), allow_debt=False):
             self._count("rate_limited")
             return
         start_ns = time.time_ns()

@@ -11,18 +11,25 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from psycopg.rows import dict_row
 
 from pipeline.errors import ConfigError
+from pipeline.sampling.config import parse_duration
 from pipeline.slowlookups.model import LookupGroup
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Go durations (30m, 1h30m, 90s) as the Collector config has them, plus days and weeks for looking back.
+_LONG = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|w)\s*$")
+_LONG_S = {"d": 86400, "w": 604800}
 
 
 def parse_since(text: str) -> timedelta:
-    """``90s``, ``30m``, ``1h``, ``2d``, ``1w`` as a timedelta; anything else is a ConfigError naming the flag."""
-    m = _DURATION.match(text)
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError("--since", text, "a positive number followed by s, m, h, d or w (e.g. 30m, 1h, 2d)")
-    return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])
+    """``90s``, ``30m``, ``1h30m``, ``2d``, ``1w`` as a timedelta; anything else is a ConfigError naming the flag."""
+    accepted = "a positive duration: 90s, 30m, 1h30m (Go units ns us ms s m h), or days and weeks: 2d, 1w"
+    m = _LONG.match(text)
+    try:
+        seconds = float(m.group(1)) * _LONG_S[m.group(2)] if m else parse_duration("--since", text)
+    except ConfigError:
+        raise ConfigError("--since", text, accepted) from None
+    if seconds <= 0:
+        raise ConfigError("--since", text, accepted)
+    return timedelta(seconds=seconds)
 
 
 def _plan_node(plan: Any) -> dict[str, Any] | None:

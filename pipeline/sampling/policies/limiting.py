@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.ratelimit import TokenBucket
 from pipeline.sampling.decision import Decision, Vote
 from pipeline.sampling.trace import TraceView
 
@@ -18,33 +19,6 @@ from .base import BuildContext, Policy, PolicySpec
 
 ADMIT_HALF_LIFE_S = 10.0
 MIN_PROBABILITY = 1e-6
-
-
-class TokenBucket:
-    """Tokens refill continuously at ``rate`` per second up to ``capacity``; the clock is passed in."""
-
-    __slots__ = ("capacity", "last", "rate", "tokens")
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate = rate
-        self.capacity = capacity
-        self.tokens = capacity
-        self.last: float | None = None
-
-    def refill(self, now: float) -> None:
-        if self.last is not None and now > self.last:
-            self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        if self.last is None or now > self.last:
-            self.last = now
-
-    def take(self, amount: float, now: float, *, allow_debt: bool) -> bool:
-        """Take ``amount`` tokens. With ``allow_debt`` a full bucket admits anything and goes negative."""
-        self.refill(now)
-        needed = min(amount, self.capacity) if allow_debt else amount
-        if self.tokens >= needed and (allow_debt or amount <= self.capacity):
-            self.tokens -= amount
-            return True
-        return False
 
 
 class AdmitRatio:
