@@ -4,14 +4,20 @@ Fed spans and "now" (seconds on any monotonic clock); never sleeps, locks or rea
 fake clock. A trace is decided:
 
 * ``decision_wait_after_root_received`` after its first local root span (no parent, or a remote parent) ended,
-  leaving a grace for children that end after their parent;
+  leaving a grace for children that end after their parent (``0`` turns this trigger off, as upstream);
 * or ``decision_wait`` after its first span, if no local root ended in time;
 * or early, when a bound is hit: ``num_traces`` (the oldest trace), ``max_buffered_spans`` (the oldest trace) or
   ``max_spans_per_trace`` (that trace) - each counted by bound;
+* or, not sampled, as soon as it grows past ``maximum_trace_size_bytes`` (upstream's ``traces_dropped_too_large``);
 * or at ``flush`` (force_flush / shutdown).
 
-Late spans of a decided trace follow the decision cache; without a cache entry they start a new trace, as in the
-Collector. Under stress relief, spans of traces not already buffered are kept or dropped by trace id alone.
+With ``sampling_strategy: span-ingest`` each span is evaluated as it arrives (the SDK hands spans over one at a
+time, so a span is upstream's "incoming batch"): a terminal verdict releases the trace at once, and a trace still
+pending at ``decision_wait`` is not sampled without another evaluation.
+
+Late spans of a decided trace follow the decision cache (or, for a disabled side, the recent decisions a
+Collector would still hold among its ``num_traces``); without either they start a new trace, as in the Collector.
+Under stress relief, spans of traces not already buffered are kept or dropped by trace id alone.
 """
 
 from __future__ import annotations
@@ -22,14 +28,15 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import ReadableSpan
 
 from pipeline.sampling.cache import DecisionCache
-from pipeline.sampling.config import TailSamplingConfig
+from pipeline.sampling.config import SPAN_INGEST, TailSamplingConfig
 from pipeline.sampling.decision import NOT_SAMPLED_REASON, Outcome, Verdict
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.stress import StressMonitor
-from pipeline.sampling.trace import TraceView, is_local_root
+from pipeline.sampling.trace import TraceView, is_local_root, span_size
 
 STRESS_REASON = "stress_relief"
 SHUTDOWN_REASON = "shutdown"
+TOO_LARGE = "maximum_trace_size_bytes"
 
 
 @dataclass(slots=True)
@@ -59,12 +66,13 @@ class BufferStats:
 
 
 class _Pending:
-    __slots__ = ("first_seen", "ready_at", "spans")
+    __slots__ = ("first_seen", "ready_at", "size", "spans")
 
     def __init__(self, now: float) -> None:
         self.spans: list[ReadableSpan] = []
         self.first_seen = now
         self.ready_at: float | None = None
+        self.size = 0
 
 
 class TraceBuffer:
@@ -72,8 +80,15 @@ class TraceBuffer:
 
     def __init__(self, config: TailSamplingConfig, engine: DecisionEngine | None = None) -> None:
         self.config = config
-        self.engine = engine or DecisionEngine(config.policies, sample_on_first_match=config.sample_on_first_match)
-        self.cache = DecisionCache(config.sampled_cache_size, config.non_sampled_cache_size)
+        self.engine = engine or DecisionEngine(
+            config.policies, sample_on_first_match=config.sample_on_first_match, budget=config.budget
+        )
+        self.cache = DecisionCache(
+            config.sampled_cache_size, config.non_sampled_cache_size, recent_size=config.num_traces
+        )
+        self._root_wait = config.decision_wait_after_root_received_s
+        self._max_size = config.maximum_trace_size_bytes
+        self._span_ingest = config.sampling_strategy == SPAN_INGEST
         self.stress = StressMonitor(config.stress_relief)
         self.stats = BufferStats()
         self._traces: OrderedDict[int, _Pending] = OrderedDict()  # insertion order = age; O(1) oldest
@@ -118,8 +133,18 @@ class TraceBuffer:
             self.stats.traces_received += 1
         pending.spans.append(span)
         self._span_total += 1
-        if pending.ready_at is None and is_local_root(span):
-            pending.ready_at = now + self.config.decision_wait_after_root_received_s
+        if self._max_size:
+            pending.size += span_size(span)
+            if pending.size > self._max_size:
+                releases.append(self._release_too_large(trace_id, now))
+                return releases
+        if self._span_ingest:
+            verdict = self.engine.decide_on_ingest(TraceView(trace_id, [span]), now)
+            if verdict is not None:
+                releases.append(self._settle(trace_id, verdict, now, "ingest"))
+                return releases
+        elif self._root_wait > 0 and pending.ready_at is None and is_local_root(span):
+            pending.ready_at = now + self._root_wait
             self._ready.append((pending.ready_at, trace_id))
         if len(pending.spans) >= self.config.max_spans_per_trace:
             releases.append(self._decide(trace_id, now, "span_limit", early=True))
@@ -142,7 +167,11 @@ class TraceBuffer:
             trace_id = next(iter(traces))
             if traces[trace_id].first_seen > deadline:
                 break
-            releases.append(self._decide(trace_id, now, "decision_wait"))
+            if self._span_ingest:  # pending cleanup: not sampled, without another evaluation
+                verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, NOT_SAMPLED_REASON)
+                releases.append(self._settle(trace_id, verdict, now, "decision_wait"))
+            else:
+                releases.append(self._decide(trace_id, now, "decision_wait"))
         return releases
 
     def flush(self, now: float, *, drop: bool = False) -> list[Release]:
@@ -184,14 +213,22 @@ class TraceBuffer:
         return self._decide(next(iter(self._traces)), now, bound, early=True)
 
     def _decide(self, trace_id: int, now: float, trigger: str, *, early: bool = False) -> Release:
+        pending = self._traces[trace_id]
+        verdict = self.engine.decide(TraceView(trace_id, pending.spans), now)
+        return self._settle(trace_id, verdict, now, trigger, early=early)
+
+    def _settle(self, trace_id: int, verdict: Verdict, now: float, trigger: str, *, early: bool = False) -> Release:
         pending = self._traces.pop(trace_id)
         self._span_total -= len(pending.spans)
-        verdict = self.engine.decide(TraceView(trace_id, pending.spans), now)
         if verdict.keep:
             self.cache.put_sampled(trace_id, verdict.probability, verdict.reason)
         else:
             self.cache.put_dropped(trace_id)
         return self._record(trace_id, pending, verdict, trigger, now, early)
+
+    def _release_too_large(self, trace_id: int, now: float) -> Release:
+        verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, TOO_LARGE)
+        return self._settle(trace_id, verdict, now, TOO_LARGE, early=True)
 
     def _drop_pending(self, trace_id: int, now: float) -> Release:
         pending = self._traces.pop(trace_id)

@@ -1,91 +1,78 @@
-"""The Collector's combining rules, plus the keep probability they imply.
+"""The Collector's combining rules, and the exact keep probability they imply.
 
-Final decision (``processor/tailsamplingprocessor`` README):
+Final decision (``processor/tailsamplingprocessor`` README, "Policy Decision Flow", as of v0.144 where the
+deprecated inverted decisions were switched off):
 
-1. any ``drop`` policy matched -> dropped;
-2. else any ``InvertNotSampled`` -> not sampled (deprecated ``invert_match``);
-3. else any ``Sampled`` -> sampled, the first such policy is the reason;
-4. else any ``InvertSampled`` and no ``NotSampled`` -> sampled;
-5. else not sampled.
+1. any ``drop`` policy matched -> dropped (its name is the reason);
+2. else any ``Sampled`` vote -> sampled, the first such policy in listing order is the reason;
+3. else not sampled. A ``drop`` policy that did not match is an ordinary ``NotSampled`` vote.
 
-Keep probability. Votes drawn from the same randomness are nested (each keeps iff ``u < p``), so their union keeps
-with probability ``max(p)``; votes from different sources are treated as independent, ``1 - prod(1 - p)``;
-deterministic matches contribute 1. A random ``drop`` that did not fire multiplies by ``1 - p_drop``. With only
-filters and Collector-hash probabilistic policies (the default configuration) this is exact.
+Keep probability. Every vote is "sampled iff the trace's uniform of its ``source`` lies in its region"
+(:mod:`pipeline.sampling.region`); deterministic votes have no source and the region everything/nothing. Per
+source, the kept set is the union of the sampling regions minus the union of the drop regions. Votes drawn from the
+same uniform nest, so this is exact; different sources (a ``probabilistic`` policy with its own ``hash_salt``) are
+independent hashes of the trace id and combine as independent events::
+
+    P(keep) = prod_g P(no drop in g) - prod_g P(no drop and no keep in g)
+
+With the default configuration every random policy shares one source, so the stamped probability is exactly the
+probability that the whole policy set keeps a trace like this one, whichever policy fired.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from pipeline.sampling.decision import (
-    NOT_SAMPLED_REASON,
-    Decision,
-    Outcome,
-    Verdict,
-    Vote,
-)
+from pipeline.sampling.decision import NOT_SAMPLED_REASON, Decision, Outcome, Vote
+from pipeline.sampling.region import EMPTY, FULL, Region, complement, difference, measure, union
 
 MIN_PROBABILITY = 2.0**-56  # the smallest probability a 56-bit threshold can express
 
 
-def _groups(decisions: Iterable[Decision], reduce_max: bool) -> dict[str | None, float]:
-    groups: dict[str | None, float] = {}
+@dataclass(frozen=True, slots=True)
+class Combined:
+    """The policies' verdict before the kept-volume budget: outcome, reason, the probability that the policies
+    keep a trace like this one (also when this one was not kept), and whether a deterministic policy (errors,
+    latency, attributes) voted to keep it."""
+
+    outcome: Outcome
+    reason: str
+    probability: float
+    deterministic: bool
+
+
+def keep_probability(decisions: Sequence[Decision]) -> float:
+    """P(some policy samples and no drop policy drops), from the votes' regions."""
+    keeps: dict[str | None, list[Region]] = {}
+    drops: dict[str | None, list[Region]] = {}
     for d in decisions:
-        p = d.probability
-        old = groups.get(d.randomness)
-        if old is None:
-            groups[d.randomness] = p
-        else:
-            groups[d.randomness] = max(old, p) if reduce_max else min(old, p)
-    return groups
+        if d.region:  # an empty region (a filter that did not match) changes nothing
+            target = drops if d.is_drop else keeps
+            target.setdefault(d.source, []).append(d.region)
+    if not drops and any(r == FULL for r in keeps.get(None, ())):
+        return 1.0  # a deterministic keep and no drop policy: the common case, without the set algebra
+    no_drop = 1.0
+    no_drop_no_keep = 1.0
+    for source in set(keeps) | set(drops):
+        dropped = union(*drops.get(source, [EMPTY]))
+        kept = difference(union(*keeps.get(source, [EMPTY])), dropped)
+        allowed = measure(complement(dropped))
+        no_drop *= allowed
+        no_drop_no_keep *= max(0.0, allowed - measure(kept))
+    return max(0.0, min(1.0, no_drop - no_drop_no_keep))
 
 
-def any_probability(decisions: Iterable[Decision]) -> float:
-    """P(at least one of these votes is positive)."""
-    log_miss = 0.0  # log1p / expm1 keep tiny probabilities from rounding to 0
-    for p in _groups(decisions, reduce_max=True).values():
-        p = min(1.0, max(0.0, p))
-        if p >= 1.0:
-            return 1.0
-        log_miss += math.log1p(-p)
-    return -math.expm1(log_miss)
-
-
-def all_probability(decisions: Sequence[Decision]) -> tuple[float, str | None]:
-    """P(every vote is positive), and the randomness source of the result."""
-    groups = _groups(decisions, reduce_max=False)
-    p = 1.0
-    for value in groups.values():
-        p *= min(1.0, max(0.0, value))
-    random_groups = sorted(g for g in groups if g is not None)
-    if not random_groups:
-        return p, None
-    if len(random_groups) == 1:
-        return p, random_groups[0]
-    return p, "all(" + "|".join(random_groups) + ")"
-
-
-def combine(decisions: Sequence[Decision]) -> Verdict:
-    """Apply the Collector's rules to the top-level votes, in policy order."""
-    drops = [d for d in decisions if d.is_drop]
-    for d in drops:
+def combine(decisions: Sequence[Decision]) -> Combined:
+    """Apply the Collector's rules to the top-level votes (drop policies first, then listing order)."""
+    for d in decisions:
         if d.vote is Vote.DROPPED:
-            return Verdict(Outcome.DROPPED, 0.0, d.reason)
-    votes = [d for d in decisions if not d.is_drop]
-    for d in votes:
-        if d.vote is Vote.INVERT_NOT_SAMPLED:
-            return Verdict(Outcome.NOT_SAMPLED, 0.0, d.reason)
-    reason: str | None = next((d.reason for d in votes if d.vote is Vote.SAMPLED), None)
-    if reason is None and not any(d.vote is Vote.NOT_SAMPLED for d in votes):
-        reason = next((d.reason for d in votes if d.vote is Vote.INVERT_SAMPLED), None)
+            return Combined(Outcome.DROPPED, d.reason, 0.0, False)
+    reason = next((d.reason for d in decisions if d.vote is Vote.SAMPLED), None)
     if reason is None:
-        return Verdict(Outcome.NOT_SAMPLED, 0.0, NOT_SAMPLED_REASON)
-    probability = any_probability(votes)
-    for d in drops:
-        probability *= 1.0 - min(1.0, max(0.0, d.probability))
-    if probability <= 0.0:
-        # The vote happened, so the estimate is wrong somewhere (e.g. a limiter with no history): claim nothing.
-        probability = 1.0
-    return Verdict(Outcome.SAMPLED, max(MIN_PROBABILITY, min(1.0, probability)), reason)
+        # Not kept this time; the probability is still what the policies would keep such a trace with (the
+        # budget's demand).
+        return Combined(Outcome.NOT_SAMPLED, NOT_SAMPLED_REASON, keep_probability(decisions), False)
+    deterministic = any(d.vote is Vote.SAMPLED and d.source is None for d in decisions)
+    probability = max(MIN_PROBABILITY, keep_probability(decisions))
+    return Combined(Outcome.SAMPLED, reason, probability, deterministic)

@@ -5,15 +5,22 @@ Python mapping; every bad value is a :class:`~pipeline.errors.ConfigError` namin
 
 Defaults differ from the Collector's on purpose: a Python process cannot hold 50,000 traces for 30 s (each buffered
 span retains ~2.8 KB and GC cost grows with the live window), so Sieve decides ``decision_wait_after_root_received``
-(2 s) after the local root span ends, waits at most ``decision_wait`` (10 s) for a trace whose root never ends,
-and holds ``num_traces`` (5,000) traces. Decision caches are on by default so late spans follow their trace.
+(2 s when the key is absent; an explicit ``0s`` turns the root trigger off, as upstream) after the local root span
+ends, waits at most ``decision_wait`` (10 s) for a trace whose root never ends, and holds ``num_traces`` (5,000)
+traces. Decision caches are on by default so late spans follow their trace.
+
+Everything the current Collector accepts is accepted (``docs/sampling.md`` lists what Sieve treats differently);
+what Sieve accepts but ignores is reported in :attr:`TailSamplingConfig.warnings` and logged once at load:
+``block_on_overflow: true``, ``num_shards``, ``tail_storage``, a composite's ``policy_order``, ...
 
 In-process-only keys (a Collector would reject them, so keep them out of ``otel-config.yaml``):
-``max_spans_per_trace``, ``max_buffered_spans``, ``max_queue_spans``, ``tick_interval``, ``stress_relief``.
+``max_spans_per_trace``, ``max_buffered_spans``, ``max_queue_spans``, ``tick_interval``, ``stress_relief``,
+``budget``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,8 +30,15 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.sampling.budget import BudgetSettings
 from pipeline.sampling.policies import PolicySpec
 from pipeline.sampling.policy_config import parse_policies
+
+log = logging.getLogger(__name__)
+
+TRACE_COMPLETE = "trace-complete"
+SPAN_INGEST = "span-ingest"
+DEFAULT_ROOT_WAIT_S = 2.0
 
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -87,6 +101,10 @@ class TailSamplingConfig:
     max_queue_spans: int = 20_000
     tick_interval_s: float = 0.1
     stress_relief: StressRelief = field(default_factory=StressRelief)
+    sampling_strategy: str = TRACE_COMPLETE
+    maximum_trace_size_bytes: int = 0  # 0: no limit
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
 _TOP_KEYS = {
@@ -100,6 +118,10 @@ _TOP_KEYS = {
     "drop_pending_traces_on_shutdown",
     "block_on_overflow",
     "maximum_trace_size_bytes",
+    "sampling_strategy",
+    "num_shards",
+    "tail_storage",
+    "budget",
     "max_spans_per_trace",
     "max_buffered_spans",
     "max_queue_spans",
@@ -157,6 +179,26 @@ def _stress(raw: object) -> StressRelief:
     )
 
 
+def _budget(raw: object) -> BudgetSettings:
+    base = BudgetSettings()
+    if raw is None:
+        return base
+    if not isinstance(raw, Mapping) or set(raw) - {"traces_per_second", "half_life", "min_scale"}:
+        raise ConfigError("tail_sampling.budget", raw, "a mapping of traces_per_second, half_life, min_scale")
+    rate = raw.get("traces_per_second", base.traces_per_second)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+        raise ConfigError("tail_sampling.budget.traces_per_second", rate, "a number >= 0 (0: no budget)")
+    scale = raw.get("min_scale", base.min_scale)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
+        raise ConfigError("tail_sampling.budget.min_scale", scale, "a number in (0, 1]")
+    half_life = base.half_life_s
+    if "half_life" in raw:
+        half_life = parse_duration("tail_sampling.budget.half_life", raw["half_life"])
+        if half_life <= 0:
+            raise ConfigError("tail_sampling.budget.half_life", raw["half_life"], "a duration > 0")
+    return BudgetSettings(traces_per_second=float(rate), half_life_s=half_life, min_scale=float(scale))
+
+
 def load_tail_sampling(mapping: Mapping[str, Any]) -> TailSamplingConfig:
     """Parse a ``tail_sampling`` block (the mapping under ``processors.tail_sampling``)."""
     if not isinstance(mapping, Mapping):
@@ -164,18 +206,18 @@ def load_tail_sampling(mapping: Mapping[str, Any]) -> TailSamplingConfig:
     unknown = sorted(set(mapping) - _TOP_KEYS)
     if unknown:
         raise ConfigError(f"tail_sampling.{unknown[0]}", mapping[unknown[0]], f"one of {sorted(_TOP_KEYS)}")
-    if mapping.get("block_on_overflow", False) is not False:
-        raise ConfigError(
-            "tail_sampling.block_on_overflow",
-            mapping["block_on_overflow"],
-            "false: in-process sampling never blocks the application (the oldest trace is decided early instead)",
+    warnings: list[str] = []
+    if _bool(mapping, "block_on_overflow", False, "tail_sampling.block_on_overflow"):
+        warnings.append(
+            "tail_sampling.block_on_overflow: ignored; in-process sampling never blocks the application "
+            "(the oldest trace is decided early instead, counted as decided_early{bound=num_traces})"
         )
-    if mapping.get("maximum_trace_size_bytes", 0) not in (0, None):
-        raise ConfigError(
-            "tail_sampling.maximum_trace_size_bytes",
-            mapping["maximum_trace_size_bytes"],
-            "0: in-process, bound traces with max_spans_per_trace",
-        )
+    for key in ("num_shards", "tail_storage"):
+        if key in mapping:
+            warnings.append(f"tail_sampling.{key}: ignored in-process (one worker thread, spans held in memory)")
+    strategy = mapping.get("sampling_strategy", TRACE_COMPLETE)
+    if strategy not in (TRACE_COMPLETE, SPAN_INGEST):
+        raise ConfigError("tail_sampling.sampling_strategy", strategy, f"{TRACE_COMPLETE} or {SPAN_INGEST}")
     d = TailSamplingConfig(policies=())
     cache = mapping.get("decision_cache") or {}
     if not isinstance(cache, Mapping) or set(cache) - {"sampled_cache_size", "non_sampled_cache_size"}:
@@ -186,13 +228,26 @@ def load_tail_sampling(mapping: Mapping[str, Any]) -> TailSamplingConfig:
     def duration(key: str, default: float) -> float:
         return default if key not in mapping else parse_duration(f"tail_sampling.{key}", mapping[key])
 
+    policies = parse_policies(mapping.get("policies"), "tail_sampling.policies")
+    for policy in policies:
+        warnings.extend(policy.warnings())
+    if strategy == SPAN_INGEST:
+        stateful = next((p.name for p in policies if p.stateful), None)
+        if stateful is not None:
+            raise ConfigError(
+                "tail_sampling.sampling_strategy",
+                strategy,
+                f"{TRACE_COMPLETE}: {SPAN_INGEST} requires stateless policies and {stateful!r} is stateful",
+            )
+    num_traces = _int(mapping, "num_traces", d.num_traces, "tail_sampling.num_traces", 0)
+    if num_traces == 0:
+        warnings.append("tail_sampling.num_traces: 0 holds no trace; Sieve holds 1")
+        num_traces = 1
     config = TailSamplingConfig(
-        policies=parse_policies(mapping.get("policies"), "tail_sampling.policies"),
+        policies=policies,
         decision_wait_s=duration("decision_wait", d.decision_wait_s),
-        decision_wait_after_root_received_s=duration(
-            "decision_wait_after_root_received", d.decision_wait_after_root_received_s
-        ),
-        num_traces=_int(mapping, "num_traces", d.num_traces, "tail_sampling.num_traces", 1),
+        decision_wait_after_root_received_s=duration("decision_wait_after_root_received", DEFAULT_ROOT_WAIT_S),
+        num_traces=num_traces,
         expected_new_traces_per_sec=_int(
             mapping, "expected_new_traces_per_sec", 0, "tail_sampling.expected_new_traces_per_sec"
         ),
@@ -218,11 +273,17 @@ def load_tail_sampling(mapping: Mapping[str, Any]) -> TailSamplingConfig:
         max_queue_spans=_int(mapping, "max_queue_spans", d.max_queue_spans, "tail_sampling.max_queue_spans", 1),
         tick_interval_s=duration("tick_interval", d.tick_interval_s),
         stress_relief=_stress(mapping.get("stress_relief")),
+        sampling_strategy=strategy,
+        maximum_trace_size_bytes=_int(mapping, "maximum_trace_size_bytes", 0, "tail_sampling.maximum_trace_size_bytes")
+        if mapping.get("maximum_trace_size_bytes") is not None
+        else 0,
+        budget=_budget(mapping.get("budget")),
+        warnings=tuple(warnings),
     )
-    if config.decision_wait_s <= 0:
-        raise ConfigError("tail_sampling.decision_wait", mapping.get("decision_wait"), "a duration > 0")
     if config.tick_interval_s <= 0:
         raise ConfigError("tail_sampling.tick_interval", mapping.get("tick_interval"), "a duration > 0")
+    for warning in warnings:
+        log.warning("%s", warning)
     return config
 
 

@@ -1,11 +1,12 @@
-"""The values a policy returns and the value the combining rules return.
+"""The values a policy returns and the value the engine returns.
 
 A policy looks at a finished trace and returns a :class:`Decision`: its vote in the Collector's vocabulary
-(``processor/tailsamplingprocessor/pkg/samplingpolicy``), the probability that this vote is positive given the
-trace's content, and the *randomness source* the vote was drawn from. Deterministic filters (status code,
-latency, attributes) have no randomness: their probability is 1 or 0. Random votes (probabilistic, dynamic, error
-boost) name their source so the combining rules can compute the trace's true inclusion probability: votes drawn
-from the same hash are nested (keep iff ``u < p``), votes from different sources are independent.
+(``processor/tailsamplingprocessor/pkg/samplingpolicy``; since Collector v0.144 there are no inverted votes) and
+the *region* of the trace's uniform for which that vote is "sampled" (:mod:`pipeline.sampling.region`). The region
+is fixed by the trace's content and the sampler's history, never by the trace's own randomness, so its measure is
+the true probability of the vote. Deterministic filters have no randomness (``source`` None): their region is
+everything or nothing. Random votes name the uniform they draw from (``source``): Sieve's policies and the
+Collector's default-salt ``probabilistic`` share one, so their regions nest.
 """
 
 from __future__ import annotations
@@ -13,53 +14,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from pipeline.sampling.region import EMPTY, FULL, Region, below, measure
+
 
 class Vote(Enum):
-    """A policy's vote. ``INVERT_*`` are the Collector's deprecated ``invert_match`` outcomes."""
+    """A policy's vote."""
 
     SAMPLED = "sampled"
     NOT_SAMPLED = "not_sampled"
-    INVERT_SAMPLED = "invert_sampled"
-    INVERT_NOT_SAMPLED = "invert_not_sampled"
     DROPPED = "dropped"
-
-
-POSITIVE_VOTES = frozenset({Vote.SAMPLED, Vote.INVERT_SAMPLED})
-NEGATIVE_VOTES = frozenset({Vote.NOT_SAMPLED, Vote.INVERT_NOT_SAMPLED})
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One policy's vote on one trace.
+    """One policy's vote on one trace, and the set of the trace's uniform for which it is positive.
 
-    ``probability`` is the chance, given the trace's content, that the policy's positive outcome happens (sampled,
-    or dropped for a ``drop`` policy). ``randomness`` names the source of that chance (``None`` = deterministic).
-    ``is_drop`` marks the votes of ``drop`` policies, which take part in the combining rules differently.
+    For a ``drop`` policy (``is_drop``) the region is where it *drops*; its vote is ``DROPPED`` or
+    ``NOT_SAMPLED`` (a drop that did not match counts as a plain not-sampled vote, as upstream).
     """
 
     vote: Vote
-    probability: float
     reason: str
-    randomness: str | None = None
+    region: Region = EMPTY
+    source: str | None = None
     is_drop: bool = False
 
     @property
     def positive(self) -> bool:
-        return self.vote in POSITIVE_VOTES
+        return self.vote is not Vote.NOT_SAMPLED
+
+    @property
+    def probability(self) -> float:
+        return measure(self.region)
 
 
 def deterministic(matched: bool, reason: str) -> Decision:
-    """A filter's vote: sampled with probability 1, or not sampled."""
+    """A filter's vote: sampled for every value of the uniform, or for none."""
     if matched:
-        return Decision(Vote.SAMPLED, 1.0, reason)
-    return Decision(Vote.NOT_SAMPLED, 0.0, reason)
+        return Decision(Vote.SAMPLED, reason, FULL)
+    return Decision(Vote.NOT_SAMPLED, reason, EMPTY)
 
 
-def inverted(matched: bool, reason: str) -> Decision:
-    """A deprecated ``invert_match`` vote: ``matched`` means the inverted condition held for every span."""
-    if matched:
-        return Decision(Vote.INVERT_SAMPLED, 1.0, reason)
-    return Decision(Vote.INVERT_NOT_SAMPLED, 0.0, reason)
+def threshold(u: float, probability: float, reason: str, source: str) -> Decision:
+    """A random vote: sampled iff ``u < probability`` (``probability`` known before ``u`` is looked at)."""
+    region = below(probability)
+    vote = Vote.SAMPLED if u < probability else Vote.NOT_SAMPLED
+    return Decision(vote, reason, region, source)
 
 
 class Outcome(Enum):
@@ -70,13 +70,21 @@ class Outcome(Enum):
     DROPPED = "dropped"
 
 
+# Budget tiers, in the order the kept-volume budget serves them (pipeline/sampling/budget.py).
+PRIORITY = "priority"  # a deterministic policy matched: errors, slow traces, force-sample...
+BOOSTED = "boosted"  # the trace's key is boosted by the error signal
+BASELINE = "baseline"  # everything else a random policy may keep
+TIERS = (PRIORITY, BOOSTED, BASELINE)
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The final decision for a trace: keep or not, its effective keep probability, and why."""
+    """The final decision for a trace: keep or not, its inclusion probability, why, and its budget tier."""
 
     outcome: Outcome
     probability: float
     reason: str
+    tier: str = BASELINE
 
     @property
     def keep(self) -> bool:
@@ -84,3 +92,4 @@ class Verdict:
 
 
 NOT_SAMPLED_REASON = "none"
+BUDGET_REASON = "budget"  # not sampled: the policies kept it, the kept-volume budget thinned it out

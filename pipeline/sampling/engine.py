@@ -1,8 +1,14 @@
-"""Evaluates a trace against the configured policies and applies the combining rules.
+"""Evaluates a trace against the configured policies, applies the combining rules, then the kept-volume budget.
 
-``drop`` policies are evaluated first (any match ends evaluation, like upstream); with ``sample_on_first_match``
-evaluation stops at the first ``Sampled`` vote. A policy that raises counts as no vote (the Collector's
-``sampling_policy_evaluation_error``) and never stops the decision.
+``drop`` policies are evaluated first (any match ends evaluation, like upstream). With ``sample_on_first_match``
+evaluation stops at the first *deterministic* ``Sampled`` vote; after a random one it goes on, because the later
+policies' regions are needed for the exact probability (their votes cannot change the outcome or the reason). A
+policy that raises counts as no vote (the Collector's ``sampling_policy_evaluation_error``).
+
+The verdict's probability is ``P(policies keep) * budget scale`` (:mod:`pipeline.sampling.combine`,
+:mod:`pipeline.sampling.budget`): the probability that the whole sampler keeps a trace like this one, given what
+it had seen before. Every vote per policy is counted (``policy_votes``, the Collector's
+``count_traces_sampled{policy, decision}``), a drop policy's not-sampled votes included.
 """
 
 from __future__ import annotations
@@ -11,20 +17,41 @@ from collections import Counter
 from collections.abc import Sequence
 
 from pipeline.sampling.boost import ErrorSignal
-from pipeline.sampling.combine import combine
-from pipeline.sampling.decision import Decision, Verdict, Vote
-from pipeline.sampling.policies import BuildContext, Drop, PolicySpec
+from pipeline.sampling.budget import BudgetSettings, KeptBudget
+from pipeline.sampling.combine import MIN_PROBABILITY, Combined, combine
+from pipeline.sampling.decision import (
+    BASELINE,
+    BOOSTED,
+    BUDGET_REASON,
+    PRIORITY,
+    Decision,
+    Outcome,
+    Verdict,
+    Vote,
+)
+from pipeline.sampling.policies import BuildContext, Drop, ErrorBoost, PolicySpec, Probabilistic
+from pipeline.sampling.policies.hashing import DEFAULT_HASH_SALT, independent_uniform
 from pipeline.sampling.trace import TraceView
+
+BOOSTED_ABOVE = 1.001  # a key counts as boosted while its boost factor is above this
+_BUDGET_TAG = 0x5EB0D6E7  # names the budget's own uniform of the trace
 
 
 class DecisionEngine:
-    """Built policy evaluators plus the error signals they share with the rest of the pipeline."""
+    """Built policy evaluators, the error signal they share with the rest of the pipeline, and the budget."""
 
-    def __init__(self, policies: Sequence[PolicySpec], *, sample_on_first_match: bool = False) -> None:
+    def __init__(
+        self,
+        policies: Sequence[PolicySpec],
+        *,
+        sample_on_first_match: bool = False,
+        budget: BudgetSettings | None = None,
+    ) -> None:
         ctx = BuildContext()
         drops = [p for p in policies if isinstance(p, Drop)]
         others = [p for p in policies if not isinstance(p, Drop)]
         self._policies = [p.build(ctx) for p in (*drops, *others)]
+        self._has_drop = bool(drops)
         self._observers = list(ctx.observers)
         self._first_match = sample_on_first_match
         if ctx.signals:
@@ -34,9 +61,13 @@ class DecisionEngine:
             # No error_boost policy: the processor still keeps the signal current for reports and the log sampler.
             self.error_signal = ErrorSignal()
             self._own_signal = True
+        self.budget = KeptBudget(budget) if budget is not None and budget.enabled else None
+        self.base_probability = _base_probability(others)
         self.policy_errors: Counter[str] = Counter()
+        self.policy_votes: Counter[tuple[str, str]] = Counter()
+        self._last: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (policies' p, budget scale)
 
-    def decide(self, trace: TraceView, now: float) -> Verdict:
+    def _evaluate(self, trace: TraceView, now: float) -> list[Decision]:
         if self._own_signal:
             self.error_signal.observe((trace.service, trace.root_name), trace.has_error, now)
         for observer in self._observers:
@@ -45,6 +76,7 @@ class DecisionEngine:
             except Exception:
                 self.policy_errors["observe"] += 1
         decisions: list[Decision] = []
+        votes = self.policy_votes
         for policy in self._policies:
             try:
                 decision = policy.evaluate(trace, now)
@@ -52,8 +84,77 @@ class DecisionEngine:
                 self.policy_errors[policy.name] += 1
                 continue
             decisions.append(decision)
+            votes[(policy.name, decision.vote.value)] += 1
             if decision.vote is Vote.DROPPED:
                 break
-            if self._first_match and decision.vote is Vote.SAMPLED:
-                break
-        return combine(decisions)
+            if self._first_match and decision.vote is Vote.SAMPLED and decision.source is None:
+                break  # the union is already everything: later policies cannot change the probability
+        return decisions
+
+    def decide(self, trace: TraceView, now: float) -> Verdict:
+        """The verdict for a finished (or bound-hitting) trace."""
+        return self._verdict(trace, combine(self._evaluate(trace, now)), now)
+
+    def decide_on_ingest(self, batch: TraceView, now: float) -> Verdict | None:
+        """``sampling_strategy: span-ingest``: a terminal verdict from the spans just received, or None (pending).
+
+        As upstream's ``makeDecisionOnSpanIngest``: a drop policy that did not match may still match a later span,
+        so while any drop policy is configured only a drop is terminal; otherwise a sampled vote is.
+        """
+        decisions = self._evaluate(batch, now)
+        combined = combine(decisions)
+        if combined.outcome is Outcome.DROPPED:
+            return self._verdict(batch, combined, now)
+        if combined.outcome is Outcome.SAMPLED and not self._has_drop:
+            return self._verdict(batch, combined, now)
+        return None
+
+    def _verdict(self, trace: TraceView, combined: Combined, now: float) -> Verdict:
+        if combined.outcome is Outcome.DROPPED:
+            return Verdict(Outcome.DROPPED, 0.0, combined.reason, BASELINE)
+        key = (trace.service, trace.root_name)
+        if combined.deterministic:
+            tier = PRIORITY
+        elif self.error_signal.boost(key, now) > BOOSTED_ABOVE:
+            tier = BOOSTED
+        else:
+            tier = BASELINE
+        scale = 1.0
+        budget = self.budget
+        if budget is not None:
+            scale = budget.scale(tier, now)
+            budget.observe(tier, combined.probability, now)
+        if tier is not PRIORITY:
+            self._last[key] = (combined.probability, scale)
+        if combined.outcome is not Outcome.SAMPLED:
+            return Verdict(combined.outcome, 0.0, combined.reason, tier)
+        if scale < 1.0 and independent_uniform(_BUDGET_TAG, trace.trace_id) >= scale:
+            return Verdict(Outcome.NOT_SAMPLED, 0.0, BUDGET_REASON, tier)
+        return Verdict(Outcome.SAMPLED, max(MIN_PROBABILITY, combined.probability * scale), combined.reason, tier)
+
+    def effective_rates(self, now: float) -> dict[str, dict[str, float]]:
+        """Per key ``"service/operation"``: the base keep probability of an ordinary (non-error, fast) trace, the
+        error boost, the budget scale, and the effective probability the last such trace was kept with."""
+        out: dict[str, dict[str, float]] = {}
+        for (service, operation), (p, scale) in list(self._last.items()):
+            out[f"{service}/{operation}"] = {
+                "base": round(self.base_probability, 4),
+                "boost": round(self.error_signal.boost((service, operation), now), 3),
+                "budget_scale": round(scale, 4),
+                "effective": round(p * scale, 4),
+            }
+        return out
+
+    def budget_scales(self, now: float) -> dict[str, float]:
+        return self.budget.scales(now) if self.budget is not None else {}
+
+
+def _base_probability(policies: Sequence[PolicySpec]) -> float:
+    """The keep probability of an ordinary trace before any boost: the largest default-salt random rate."""
+    base = 0.0
+    for p in policies:
+        if isinstance(p, Probabilistic) and p.hash_salt in ("", DEFAULT_HASH_SALT):
+            base = max(base, p.probability)
+        elif isinstance(p, ErrorBoost):
+            base = max(base, p.base_percentage / 100)
+    return base

@@ -2,7 +2,7 @@
 
 Fields map one to one onto each specification's dataclass fields; a field ending in ``_s`` is a duration written
 without the suffix (``half_life: 60s`` -> ``half_life_s``). Unknown types, unknown fields and wrong value types are
-errors naming the setting. ``ottl_condition`` is refused: Sieve has no OTTL interpreter.
+errors naming the setting. ``ottl_condition`` is accepted and never evaluated (a warning says so).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pipeline.sampling.policies import ALL_TYPES, PolicySpec, RateAllocation
 
 _ACCEPTED_TYPES = ", ".join(sorted(ALL_TYPES))
 # Nested blocks whose name differs from the type's name, and sub-policy lists.
-_POLICY_KEYS = {"name", "type", *ALL_TYPES, "ottl_condition"}
+_POLICY_KEYS = {"name", "type", *ALL_TYPES}
 
 
 def parse_policies(raw: object, setting: str) -> tuple[PolicySpec, ...]:
@@ -80,6 +80,8 @@ def _convert(hint: Any, value: Any, setting: str, *, duration: bool = False) -> 
             return None
         return _convert(next(a for a in args if a is not type(None)), value, setting)
     if origin is tuple:
+        if value is None:
+            return ()  # `values:` with nothing after it decodes to an empty list upstream too
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list):
             raise ConfigError(setting, value, "a list")

@@ -13,6 +13,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 SERVICE_NAME = "service.name"
+ERROR_TYPE = "error.type"
 UNKNOWN_SERVICE = "unknown_service"
 
 # Rough per-span wire cost used by bytes_limiting: the Collector measures the marshalled protobuf size, which a
@@ -29,13 +30,14 @@ def is_local_root(span: ReadableSpan) -> bool:
 class TraceView:
     """The spans of one trace as buffered so far, with cached derived values."""
 
-    __slots__ = ("_duration_ns", "_error", "_root", "_size", "spans", "trace_id")
+    __slots__ = ("_duration_ns", "_error", "_incident", "_root", "_size", "spans", "trace_id")
 
     def __init__(self, trace_id: int, spans: Sequence[ReadableSpan]) -> None:
         self.trace_id = trace_id
         self.spans = spans
         self._duration_ns: int | None = None
         self._error: bool | None = None
+        self._incident: tuple[frozenset[str], bool] | None = None
         self._root: ReadableSpan | None = None
         self._size: int | None = None
 
@@ -57,6 +59,20 @@ class TraceView:
         if self._error is None:
             self._error = any(s.status.status_code is StatusCode.ERROR for s in self.spans)
         return self._error
+
+    def has_incident_error(self, ignored: frozenset[str]) -> bool:
+        """An error span whose ``error.type`` is not one of ``ignored`` (client input such as malformed
+        messages is an error of the request, not an incident of the service)."""
+        if not ignored or not self.has_error:
+            return self.has_error
+        cached = self._incident
+        if cached is None or cached[0] is not ignored:
+            found = any(
+                s.status.status_code is StatusCode.ERROR and (s.attributes or {}).get(ERROR_TYPE) not in ignored
+                for s in self.spans
+            )
+            cached = self._incident = (ignored, found)
+        return cached[1]
 
     @property
     def root(self) -> ReadableSpan | None:
@@ -91,14 +107,7 @@ class TraceView:
     def size_bytes(self) -> int:
         """An estimate of the trace's OTLP size, for ``bytes_limiting``."""
         if self._size is None:
-            total = 0
-            for span in self.spans:
-                total += SPAN_OVERHEAD_BYTES + len(span.name)
-                for key, value in (span.attributes or {}).items():
-                    total += len(key) + _value_size(value)
-                for event in span.events:
-                    total += 16 + len(event.name)
-            self._size = total
+            self._size = sum(span_size(span) for span in self.spans)
         return self._size
 
     def resources(self) -> Iterator[dict[str, AttributeValue]]:
@@ -109,6 +118,16 @@ class TraceView:
             if id(resource) not in seen:
                 seen.add(id(resource))
                 yield dict(resource.attributes)
+
+
+def span_size(span: ReadableSpan) -> int:
+    """An estimate of one span's OTLP size in bytes."""
+    total = SPAN_OVERHEAD_BYTES + len(span.name)
+    for key, value in (span.attributes or {}).items():
+        total += len(key) + _value_size(value)
+    for event in span.events:
+        total += 16 + len(event.name)
+    return total
 
 
 def _value_size(value: object) -> int:

@@ -78,13 +78,21 @@ def test_late_spans_follow_cached_decisions() -> None:
     assert buffer.stats.late[Outcome.NOT_SAMPLED] == 1
 
 
-def test_without_cache_late_spans_start_a_new_trace() -> None:
-    buffer = TraceBuffer(config(sampled_cache_size=0, non_sampled_cache_size=0))
+def test_without_cache_late_spans_keep_the_decision_while_a_collector_would_hold_the_trace() -> None:
+    """processor_decisions_test.go TestLateArrivingSpansAssignedOriginalDecision: no decision cache configured, a
+    late span still gets its trace's decision (upstream keeps the decided trace among its num_traces). Once
+    num_traces newer decisions pushed it out, a late span starts a new trace, as upstream."""
+    buffer = TraceBuffer(config(sampled_cache_size=0, non_sampled_cache_size=0, num_traces=2))
     feed(buffer, make_trace(1, error=True), now=0.0)
     buffer.expire(2.0)
-    assert buffer.add(make_span(1, "background", parent=5), now=3.0) == []
+    late = buffer.add(make_span(1, "background", parent=5), now=3.0)
+    assert late and late[0].late and late[0].verdict.keep and late[0].verdict.reason == "errors"
+    for t in (2, 3):
+        feed(buffer, make_trace(t), now=4.0)
+    buffer.expire(7.0)
+    assert buffer.add(make_span(1, "background", parent=5), now=8.0) == []
     assert buffer.trace_count == 1
-    assert buffer.stats.traces_received == 2
+    assert buffer.stats.traces_received == 4
 
 
 def test_num_traces_bound_decides_the_oldest_early() -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 from opentelemetry.trace import StatusCode
 
-from pipeline.sampling.combine import MIN_PROBABILITY, all_probability, any_probability, combine
+from pipeline.sampling.combine import MIN_PROBABILITY, combine, keep_probability
 from pipeline.sampling.decision import Decision, Outcome, Vote
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.policies import (
@@ -18,15 +18,16 @@ from pipeline.sampling.policies import (
     StatusCodeFilter,
     StringAttribute,
 )
+from pipeline.sampling.region import EMPTY, FULL, below
 from pipeline.sampling.testing import make_span
 from pipeline.sampling.trace import TraceView
 
-S, N, IS, INS, D = Vote.SAMPLED, Vote.NOT_SAMPLED, Vote.INVERT_SAMPLED, Vote.INVERT_NOT_SAMPLED, Vote.DROPPED
+S, N, D = Vote.SAMPLED, Vote.NOT_SAMPLED, Vote.DROPPED
 
 
-def d(vote: Vote, name: str, p: float | None = None, randomness: str | None = None) -> Decision:
-    probability = p if p is not None else (1.0 if vote in (S, IS, D) else 0.0)
-    return Decision(vote, probability, name, randomness, is_drop=vote is D)
+def d(vote: Vote, name: str, p: float | None = None, source: str | None = None) -> Decision:
+    region = (FULL if vote is not N else EMPTY) if p is None else below(p)
+    return Decision(vote, name, region, source, is_drop=vote is D)
 
 
 @pytest.mark.parametrize(
@@ -37,27 +38,28 @@ def d(vote: Vote, name: str, p: float | None = None, randomness: str | None = No
         ([d(S, "a")], Outcome.SAMPLED, "a"),
         ([d(N, "a"), d(S, "b"), d(S, "c")], Outcome.SAMPLED, "b"),  # first sampled is the reason
         ([d(S, "a"), d(D, "drop")], Outcome.DROPPED, "drop"),  # drop beats everything
-        ([d(D, "drop"), d(S, "a"), d(IS, "i")], Outcome.DROPPED, "drop"),
-        ([d(S, "a"), d(INS, "i")], Outcome.NOT_SAMPLED, "i"),  # inverted not-sampled vetoes (deprecated)
-        ([d(IS, "i")], Outcome.SAMPLED, "i"),  # inverted sampled with no not-sampled keeps
-        ([d(IS, "i"), d(N, "a")], Outcome.NOT_SAMPLED, "none"),  # ... but any not-sampled blocks it
-        ([d(IS, "i"), d(S, "a")], Outcome.SAMPLED, "a"),
-        ([Decision(N, 0.0, "drop", is_drop=True), d(S, "a")], Outcome.SAMPLED, "a"),  # a drop that did not match
+        ([d(D, "drop"), d(S, "a")], Outcome.DROPPED, "drop"),
+        ([Decision(N, "drop", EMPTY, is_drop=True), d(S, "a")], Outcome.SAMPLED, "a"),  # a drop that did not match
+        ([Decision(N, "drop", EMPTY, is_drop=True)], Outcome.NOT_SAMPLED, "none"),
     ],
 )
 def test_combining_rules(votes: list[Decision], outcome: Outcome, reason: str) -> None:
+    """README "Policy Decision Flow" without the inverted decisions (gone since v0.144)."""
     verdict = combine(votes)
     assert verdict.outcome is outcome
     assert verdict.reason == reason
 
 
 def test_probability_of_filters_is_one() -> None:
-    assert combine([d(S, "errors"), d(N, "p", 0.1, "fnv:x")]).probability == 1.0
+    combined = combine([d(S, "errors"), d(N, "p", 0.1, "fnv:x")])
+    assert combined.probability == 1.0
+    assert combined.deterministic
 
 
-def test_probability_nested_randomness_takes_the_max() -> None:
+def test_probability_nested_randomness_takes_the_union() -> None:
     votes = [d(S, "p10", 0.1, "fnv:x"), d(N, "boost", 0.05, "fnv:x")]
     assert combine(votes).probability == pytest.approx(0.1)
+    assert not combine(votes).deterministic
 
 
 def test_probability_independent_randomness_combines() -> None:
@@ -66,21 +68,20 @@ def test_probability_independent_randomness_combines() -> None:
 
 
 def test_probability_random_drop_reduces_it() -> None:
-    votes = [Decision(N, 0.5, "drop", "fnv:z", is_drop=True), d(S, "a", 0.1, "fnv:x")]
+    # A drop of u < 0.5 on another uniform, a keep of u < 0.1: independent, 0.1 x 0.5.
+    votes = [Decision(N, "drop", below(0.5), "fnv:z", is_drop=True), d(S, "a", 0.1, "fnv:x")]
     assert combine(votes).probability == pytest.approx(0.05)
+    # On the same uniform the drop removes the whole keep region's overlap: keep [0.5, 0.6) of u.
+    same = [Decision(N, "drop", below(0.5), "fnv:x", is_drop=True), Decision(S, "a", ((0.0, 0.6),), "fnv:x")]
+    assert keep_probability(same) == pytest.approx(0.1)
+
+
+def test_probability_of_a_not_sampled_trace_is_its_demand() -> None:
+    assert combine([d(N, "p", 0.1, "fnv:x")]).probability == pytest.approx(0.1)
 
 
 def test_probability_never_below_threshold_resolution() -> None:
     assert combine([d(S, "a", 1e-30, "fnv:x")]).probability == MIN_PROBABILITY
-
-
-def test_all_probability_groups() -> None:
-    p, randomness = all_probability([d(S, "f"), d(S, "p", 0.3, "fnv:x"), d(S, "q", 0.2, "fnv:x")])
-    assert (p, randomness) == (pytest.approx(0.2), "fnv:x")
-    p, randomness = all_probability([d(S, "p", 0.5, "a"), d(S, "q", 0.5, "b")])
-    assert p == pytest.approx(0.25)
-    assert randomness == "all(a|b)"
-    assert any_probability([]) == 0.0
 
 
 def view(*spans, trace_id: int = 7) -> TraceView:  # type: ignore[no-untyped-def]
@@ -122,10 +123,11 @@ def test_engine_counts_policy_errors_as_no_vote() -> None:
 
 def test_engine_probability_for_baseline_keeps() -> None:
     policies = [StatusCodeFilter(name="e", status_codes=("ERROR",)), Probabilistic(name="b", sampling_percentage=25)]
-    engine = DecisionEngine(policies)
+    engine = DecisionEngine(policies)  # no budget: 2,000 traces at one instant
     rng = random.Random(5)
     ids = [rng.getrandbits(128) for _ in range(2000)]  # FNV needs random ids: sequential ones hash alike
     verdicts = [engine.decide(view(make_span(t), trace_id=t), 0.0) for t in ids]
     kept = [v for v in verdicts if v.keep]
     assert all(v.reason == "b" and v.probability == pytest.approx(0.25) for v in kept)
+    assert engine.policy_votes[("e", "not_sampled")] == 2000
     assert 0.2 < len(kept) / len(verdicts) < 0.3

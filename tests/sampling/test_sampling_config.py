@@ -48,6 +48,8 @@ policies:
     {name: test-policy-11, type: trace_state, trace_state: { key: key3, values: [value1, value2] }},
     {name: test-policy-12, type: boolean_attribute, boolean_attribute: {key: key4, value: true}},
     {name: test-policy-13, type: trace_flags},
+    {name: test-policy-14, type: ottl_condition, ottl_condition: {error_mode: ignore,
+     span: ["attributes[\\"test_attr_key_1\\"] == \\"test_attr_val_1\\""], spanevent: ["name != \\"x\\""]}},
     {name: and-policy-1, type: and, and: {and_sub_policy: [
         {name: test-and-policy-1, type: numeric_attribute,
          numeric_attribute: { key: key1, min_value: 50, max_value: 100 }},
@@ -72,10 +74,11 @@ policies:
 """
 
 
-def test_readme_example_loads_every_upstream_type_but_ottl() -> None:
+def test_readme_example_loads_every_upstream_type() -> None:
     config = load_tail_sampling(yaml.safe_load(README_EXAMPLE))
     types = {type(p).TYPE for p in config.policies}
     assert types == set(UPSTREAM_TYPES)
+    assert [w for w in config.warnings if "ottl_condition" in w]  # accepted, never evaluated: said so
     assert config.decision_wait_s == 10.0
     assert config.num_traces == 100
     assert config.sampled_cache_size == 100_000
@@ -127,13 +130,19 @@ def test_bad_durations(bad: Any) -> None:
         load_tail_sampling({"decision_wait": bad, "policies": [{"name": "a", "type": "always_sample"}]})
 
 
-def test_ottl_condition_is_refused_with_the_supported_list() -> None:
+def test_ottl_condition_loads_votes_not_sampled_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     raw = {"policies": [{"name": "o", "type": "ottl_condition", "ottl_condition": {"span": ["true"]}}]}
+    with caplog.at_level("WARNING"):
+        config = load_tail_sampling(raw)
+    assert config.warnings and "ottl_condition is not evaluated" in config.warnings[0]
+    assert "ottl_condition is not evaluated" in caplog.text
+
+
+def test_unknown_types_name_every_supported_one() -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_tail_sampling(raw)
+        load_tail_sampling({"policies": [{"name": "o", "type": "skip"}]})
     message = str(excinfo.value)
     assert excinfo.value.setting == "policies.o.type"
-    assert "'ottl_condition'" in message
     for kind in (*UPSTREAM_TYPES, *EXTENSION_TYPES):
         assert kind in message
 
@@ -155,11 +164,19 @@ def test_ottl_condition_is_refused_with_the_supported_list() -> None:
             {"policies": [{"name": "a", "type": "always_sample"}, {"name": "a", "type": "always_sample"}]},
             "tail_sampling.policies.name",
         ),
-        ({"num_traces": 0, "policies": [{"name": "a", "type": "always_sample"}]}, "tail_sampling.num_traces"),
+        ({"num_traces": -1, "policies": [{"name": "a", "type": "always_sample"}]}, "tail_sampling.num_traces"),
         ({"num_tracez": 1, "policies": [{"name": "a", "type": "always_sample"}]}, "tail_sampling.num_tracez"),
         (
-            {"block_on_overflow": True, "policies": [{"name": "a", "type": "always_sample"}]},
+            {"block_on_overflow": "yes", "policies": [{"name": "a", "type": "always_sample"}]},
             "tail_sampling.block_on_overflow",
+        ),
+        (
+            {"sampling_strategy": "eager", "policies": [{"name": "a", "type": "always_sample"}]},
+            "tail_sampling.sampling_strategy",
+        ),
+        (
+            {"budget": {"traces_per_second": -1}, "policies": [{"name": "a", "type": "always_sample"}]},
+            "tail_sampling.budget.traces_per_second",
         ),
         (
             {"decision_cache": {"size": 1}, "policies": [{"name": "a", "type": "always_sample"}]},
@@ -241,6 +258,6 @@ def test_default_config_with_extensions() -> None:
     plain = default_config()
     extended = default_config(with_extensions=True)
     assert extended.policies[: len(plain.policies)] == plain.policies
-    assert {type(p).TYPE for p in extended.policies[len(plain.policies) :]} == {"error_boost", "rare"}
+    assert {type(p).TYPE for p in extended.policies[len(plain.policies) :]} == {"error_boost", "rare", "and"}
     assert isinstance(plain, TailSamplingConfig)
     assert any(isinstance(p, Probabilistic) for p in plain.policies)

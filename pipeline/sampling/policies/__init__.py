@@ -1,4 +1,6 @@
-"""Sampling policies: the Collector's ``tail_sampling`` types (all but ``ottl_condition``) and Sieve's extensions.
+"""Sampling policies: the Collector's ``tail_sampling`` types and Sieve's extensions.
+
+``ottl_condition`` is accepted (so the Collector tier's file loads unchanged) but never evaluated.
 
 Each type is a frozen, validated specification (:class:`PolicySpec`); ``build()`` gives the evaluator a processor
 runs. ``UPSTREAM_TYPES`` and ``EXTENSION_TYPES`` map the configuration's ``type:`` to the specification class.
@@ -13,6 +15,7 @@ from .filters import (
     BooleanAttribute,
     Latency,
     NumericAttribute,
+    OttlCondition,
     SpanCount,
     StatusCodeFilter,
     StringAttribute,
@@ -42,6 +45,7 @@ UPSTREAM_TYPES: dict[str, type[PolicySpec]] = {
         Not,
         Composite,
         Drop,
+        OttlCondition,
     )
 }
 EXTENSION_TYPES: dict[str, type[PolicySpec]] = {cls.TYPE: cls for cls in (ErrorBoost, Rare, Dynamic)}
@@ -65,6 +69,7 @@ __all__ = [
     "Not",
     "NumericAttribute",
     "Observer",
+    "OttlCondition",
     "Policy",
     "PolicySpec",
     "Probabilistic",

@@ -53,6 +53,16 @@ class PolicySpec:
         """Return the evaluator; stateless specs are their own evaluator."""
         return self  # type: ignore[return-value]
 
+    @property
+    def stateful(self) -> bool:
+        """True when a vote can depend on other traces or on spans still to come (refused in span-ingest mode,
+        as upstream's ``IsStateful``)."""
+        return False
+
+    def warnings(self) -> list[str]:
+        """What Sieve accepts in this policy but ignores or treats differently from the Collector."""
+        return []
+
     def _setting(self, key: str) -> str:
         return f"policies.{self.name}.{self.TYPE}.{key}"
 

@@ -1,34 +1,55 @@
-"""Policies made of policies: ``and``, ``not``, ``drop`` and ``composite``.
+"""Policies made of policies: ``and``, ``not``, ``drop`` and ``composite``, with their exact regions.
 
-``and``/``drop`` short-circuit on the first negative sub-vote like the Collector (so a limiter inside an ``and``
-only spends tokens when the earlier filters passed); the probability of a short-circuited vote is computed from
-the sub-votes evaluated so far.
+* ``and`` / ``drop``: the vote is positive iff every sub-policy's is; the region is the intersection of the
+  sub-regions. Like the Collector, evaluation stops at a sub-policy that cannot match (a deterministic negative);
+  unlike it, a *random* negative does not stop evaluation, because the later sub-policies' regions are needed for
+  the exact probability (the trace would have matched for other values of its uniform).
+* ``not``: flips sampled / not sampled; the region is the complement.
+* ``composite``: sub-policies in *listing order* (upstream's ``composite_helper.go`` builds them in the order of
+  ``composite_sub_policy``; ``policy_order`` is accepted and ignored, as there). The first sub-policy that samples
+  spends from its share of ``max_total_spans_per_second``. Sieve thins each share with a known probability
+  (``min(1, share / offered spans per second)``) instead of upstream's first-come per-second counter, so the kept
+  traces carry their true probability.
+
+Sub-policies drawing from different uniforms (``probabilistic`` with distinct ``hash_salt`` values) combine as
+independent events: an approximation, exact only when they really are independent.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.sampling.combine import all_probability
-from pipeline.sampling.decision import NEGATIVE_VOTES, Decision, Vote
+from pipeline.sampling.decision import Decision, Vote
+from pipeline.sampling.rates import DecayedRate
+from pipeline.sampling.region import (
+    EMPTY,
+    FULL,
+    Region,
+    below,
+    complement,
+    contains,
+    difference,
+    intersect,
+    measure,
+    prefix,
+    union,
+)
 from pipeline.sampling.trace import TraceView
 
 from .base import BuildContext, Policy, PolicySpec
-from .limiting import AdmitRatio
+from .hashing import DEFAULT_HASH_SALT, uniform
+
+DEFAULT_SOURCE = "fnv:" + DEFAULT_HASH_SALT
+COMPOSITE_HALF_LIFE_S = 5.0
 
 
-def _all_positive(subs: Sequence[Policy], trace: TraceView, now: float) -> tuple[bool, float, str | None]:
-    evaluated: list[Decision] = []
-    for sub in subs:
-        decision = sub.evaluate(trace, now)
-        evaluated.append(decision)
-        if decision.vote in NEGATIVE_VOTES:
-            probability, randomness = all_probability(evaluated)
-            return False, probability, randomness
-    probability, randomness = all_probability(evaluated)
-    return True, probability, randomness
+def _meet(region: Region, source: str | None, d: Decision) -> tuple[Region, str | None]:
+    """Intersect the region so far (of ``source``, or deterministic when None) with a random vote's region."""
+    if source is None or d.source == source:
+        return intersect(region, d.region), d.source
+    # Different uniforms: independent events, expressed on a synthetic uniform of the same measure.
+    return below(measure(region) * d.probability), "mixed(" + "|".join(sorted({source, str(d.source)})) + ")"
 
 
 class _AndEvaluator:
@@ -38,22 +59,37 @@ class _AndEvaluator:
         self._drop = drop
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        matched, probability, randomness = _all_positive(self._subs, trace, now)
+        region: Region = FULL
+        source: str | None = None
+        matched = True
+        for sub in self._subs:
+            d = sub.evaluate(trace, now)
+            if d.vote is Vote.NOT_SAMPLED:
+                matched = False
+            if d.source is None:
+                if not d.region:  # a filter that did not match: nothing can make this match
+                    region = EMPTY
+                    break
+                continue
+            region, source = _meet(region, source, d)
         if self._drop:
-            vote = Vote.DROPPED if matched else Vote.NOT_SAMPLED
-            return Decision(vote, probability, self.name, randomness, is_drop=True)
-        return Decision(Vote.SAMPLED if matched else Vote.NOT_SAMPLED, probability, self.name, randomness)
+            return Decision(Vote.DROPPED if matched else Vote.NOT_SAMPLED, self.name, region, source, is_drop=True)
+        return Decision(Vote.SAMPLED if matched else Vote.NOT_SAMPLED, self.name, region, source)
 
 
 @dataclass(frozen=True)
 class And(PolicySpec):
-    """Sampled only if every sub-policy samples."""
+    """Sampled only if every sub-policy samples (an empty list samples everything, as upstream's loop)."""
 
     TYPE = "and"
     and_sub_policy: tuple[PolicySpec, ...] = ()
 
-    def __post_init__(self) -> None:
-        self._require(bool(self.and_sub_policy), "and_sub_policy", [], "a non-empty list of policies")
+    @property
+    def stateful(self) -> bool:
+        return any(p.stateful for p in self.and_sub_policy)
+
+    def warnings(self) -> list[str]:
+        return [w for p in self.and_sub_policy for w in p.warnings()]
 
     def build(self, ctx: BuildContext) -> Policy:
         return _AndEvaluator(self.name, [s.build(ctx) for s in self.and_sub_policy], drop=False)
@@ -66,8 +102,12 @@ class Drop(PolicySpec):
     TYPE = "drop"
     drop_sub_policy: tuple[PolicySpec, ...] = ()
 
-    def __post_init__(self) -> None:
-        self._require(bool(self.drop_sub_policy), "drop_sub_policy", [], "a non-empty list of policies")
+    @property
+    def stateful(self) -> bool:
+        return any(p.stateful for p in self.drop_sub_policy)
+
+    def warnings(self) -> list[str]:
+        return [w for p in self.drop_sub_policy for w in p.warnings()]
 
     def build(self, ctx: BuildContext) -> Policy:
         return _AndEvaluator(self.name, [s.build(ctx) for s in self.drop_sub_policy], drop=True)
@@ -80,23 +120,26 @@ class _NotEvaluator:
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         d = self._sub.evaluate(trace, now)
-        # Upstream flips Sampled and NotSampled and lets every other decision through unchanged.
-        flipped = {Vote.SAMPLED: Vote.NOT_SAMPLED, Vote.NOT_SAMPLED: Vote.SAMPLED}.get(d.vote)
-        if flipped is None:
-            return Decision(d.vote, d.probability, self.name, d.randomness)
-        randomness = None if d.randomness is None else "not(" + d.randomness + ")"
-        return Decision(flipped, 1.0 - d.probability, self.name, randomness)
+        vote = Vote.SAMPLED if d.vote is Vote.NOT_SAMPLED else Vote.NOT_SAMPLED
+        return Decision(vote, self.name, complement(d.region), d.source)
 
 
 @dataclass(frozen=True)
 class Not(PolicySpec):
-    """Inverts one sub-policy's sampled / not-sampled vote."""
+    """Inverts one sub-policy's sampled / not-sampled vote (contrib PR #44378)."""
 
     TYPE = "not"
     not_sub_policy: PolicySpec | None = None
 
     def __post_init__(self) -> None:
         self._require(self.not_sub_policy is not None, "not_sub_policy", None, "one policy")
+
+    @property
+    def stateful(self) -> bool:
+        return self.not_sub_policy is not None and self.not_sub_policy.stateful
+
+    def warnings(self) -> list[str]:
+        return self.not_sub_policy.warnings() if self.not_sub_policy is not None else []
 
     def build(self, ctx: BuildContext) -> Policy:
         assert self.not_sub_policy is not None
@@ -110,31 +153,41 @@ class RateAllocation:
 
 
 class _CompositeEvaluator:
-    def __init__(self, name: str, max_total: int, subs: Sequence[tuple[Policy, float]]) -> None:
+    def __init__(self, name: str, max_total: float, subs: Sequence[tuple[Policy, float]]) -> None:
         self.name = name
         self._max_total = max_total
         self._subs = tuple(subs)
-        self._spent = [0] * len(self._subs)
-        self._second: int | None = None
-        self._ratio = AdmitRatio()
+        self._offered = [DecayedRate(COMPOSITE_HALF_LIFE_S) for _ in subs]
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        second = math.floor(now)
-        if second != self._second:
-            self._second = second
-            self._spent = [0] * len(self._subs)
-        for i, (sub, allocated) in enumerate(self._subs):
+        covered: Region = EMPTY
+        source: str | None = None
+        firsts: list[Region] = []
+        for sub, _share in self._subs:
             d = sub.evaluate(trace, now)
-            if not d.positive:
-                continue
-            spans = self._spent[i] + trace.span_count
-            admitted = spans <= allocated and sum(self._spent) + trace.span_count <= self._max_total
-            if admitted:
-                self._spent[i] = spans
-            ratio = self._ratio.record(admitted, now)
-            vote = Vote.SAMPLED if admitted else Vote.NOT_SAMPLED
-            return Decision(vote, d.probability * ratio, self.name, "composite:" + self.name)
-        return Decision(Vote.NOT_SAMPLED, 0.0, self.name)
+            if d.source is not None:
+                source = d.source if source is None or source == d.source else source
+            firsts.append(difference(d.region, covered))  # where this sub-policy is the first to sample
+            covered = union(covered, d.region)
+            if covered == FULL:
+                break
+        spans = trace.span_count
+        shares: list[float] = []
+        expected = 0.0
+        for i, first in enumerate(firsts):
+            offered = self._offered[i]
+            rate = offered.rate(now, min_span_s=1.0)  # before this trace: the probability must not depend on it
+            offered.add(measure(first) * spans, now)
+            share = self._subs[i][1]
+            p = 0.0 if share <= 0 else (1.0 if rate <= share else share / rate)
+            shares.append(p)
+            expected += p * rate
+        scale = 1.0 if expected <= self._max_total else (self._max_total / expected if self._max_total > 0 else 0.0)
+        region = union(*[prefix(first, p * scale) for first, p in zip(firsts, shares, strict=True)] or [EMPTY])
+        source = source or DEFAULT_SOURCE
+        u = uniform(source[4:], trace.trace_id) if source.startswith("fnv:") else 0.0
+        vote = Vote.SAMPLED if region and contains(region, u) else Vote.NOT_SAMPLED
+        return Decision(vote, self.name, region, source)
 
 
 @dataclass(frozen=True)
@@ -144,7 +197,8 @@ class Composite(PolicySpec):
     Sub-policies listed in ``rate_allocation`` get ``percent`` of ``max_total_spans_per_second`` (a percent <= 0
     means an equal share, like upstream). Sieve gives sub-policies *not* listed the unallocated remainder, split
     equally, so an ``always_sample`` member fills leftover capacity as the README describes (upstream gives them
-    nothing; contrib#35971). The total is enforced across sub-policies.
+    nothing; contrib#35971). The total is enforced across sub-policies. Allocations summing over 100 % are
+    accepted, as upstream does.
     """
 
     TYPE = "composite"
@@ -153,35 +207,45 @@ class Composite(PolicySpec):
     composite_sub_policy: tuple[PolicySpec, ...] = ()
     rate_allocation: tuple[RateAllocation, ...] = ()
 
-    def __post_init__(self) -> None:
-        self._require(
-            self.max_total_spans_per_second > 0,
-            "max_total_spans_per_second",
-            self.max_total_spans_per_second,
-            "an integer > 0",
-        )
-        self._require(bool(self.composite_sub_policy), "composite_sub_policy", [], "a non-empty list of policies")
+    @property
+    def stateful(self) -> bool:
+        return True
+
+    def warnings(self) -> list[str]:
+        out: list[str] = []
         names = [p.name for p in self.composite_sub_policy]
-        for name in self.policy_order:
-            self._require(name in names, "policy_order", name, f"one of the sub-policy names {names}")
-        for alloc in self.rate_allocation:
-            self._require(alloc.policy in names, "rate_allocation", alloc.policy, f"one of {names}")
+        if self.policy_order and list(self.policy_order) != names[: len(self.policy_order)]:
+            out.append(
+                f"policies.{self.name}: policy_order is ignored (as by the Collector): sub-policies are evaluated "
+                f"in listing order {names}"
+            )
+        unknown = [a.policy for a in self.rate_allocation if a.policy not in names]
+        if unknown:
+            out.append(f"policies.{self.name}: rate_allocation names no sub-policy {unknown}: ignored")
         total = sum(max(0, a.percent) for a in self.rate_allocation)
-        self._require(total <= 100, "rate_allocation", total, "percentages summing to at most 100")
+        if total > 100:
+            out.append(f"policies.{self.name}: rate_allocation sums to {total} %; the total is still capped")
+        return out + [w for p in self.composite_sub_policy for w in p.warnings()]
 
     def allocations(self) -> dict[str, float]:
         """Spans per second for each sub-policy name."""
         max_total = float(self.max_total_spans_per_second)
-        equal = max_total / len(self.composite_sub_policy)
-        listed = {a.policy: (a.percent / 100 * max_total if a.percent > 0 else equal) for a in self.rate_allocation}
-        unlisted = [p.name for p in self.composite_sub_policy if p.name not in listed]
+        subs = self.composite_sub_policy
+        if not subs:
+            return {}
+        equal = max_total / len(subs)
+        names = {p.name for p in subs}
+        listed = {
+            a.policy: (a.percent / 100 * max_total if a.percent > 0 else equal)
+            for a in self.rate_allocation
+            if a.policy in names
+        }
+        unlisted = [p.name for p in subs if p.name not in listed]
         remainder = max(0.0, max_total - sum(listed.values()))
         share = remainder / len(unlisted) if unlisted else 0.0
-        return {p.name: listed.get(p.name, share) for p in self.composite_sub_policy}
+        return {p.name: listed.get(p.name, share) for p in subs}
 
     def build(self, ctx: BuildContext) -> Policy:
-        by_name = {p.name: p for p in self.composite_sub_policy}
-        order = list(self.policy_order) + [n for n in by_name if n not in self.policy_order]
         alloc = self.allocations()
-        subs = [(by_name[n].build(ctx), alloc[n]) for n in order]
-        return _CompositeEvaluator(self.name, self.max_total_spans_per_second, subs)
+        subs = [(p.build(ctx), alloc[p.name]) for p in self.composite_sub_policy]
+        return _CompositeEvaluator(self.name, float(self.max_total_spans_per_second), subs)

@@ -1,8 +1,12 @@
 """The Collector's deterministic filter policies.
 
 Semantics follow ``processor/tailsamplingprocessor`` (README and ``internal/sampling/*.go``): a filter votes
-sampled when *any* span (or resource) matches; with the deprecated ``invert_match`` it votes ``InvertSampled``
-only when *no* resource or span carries a matching value, else ``InvertNotSampled``.
+sampled when *any* span (or resource) matches. ``invert_match`` votes a plain sampled when *no* resource or span
+carries a matching value, else not sampled (``util.go`` ``invertHasResourceOrSpanWithCondition`` with the
+``disableinvertdecisions`` gate on, the default since v0.144 and the only behaviour since the gate's removal).
+
+Configurations the Collector accepts are accepted here even when they can never match (an empty ``values`` list,
+an empty key, an upper latency bound below the lower one): such a policy simply votes not sampled.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.trace import StatusCode
 
-from pipeline.sampling.decision import Decision, deterministic, inverted
+from pipeline.sampling.decision import Decision, deterministic
 from pipeline.sampling.trace import TraceView
 
 from .base import PolicySpec
@@ -33,26 +37,23 @@ class AlwaysSample(PolicySpec):
 
 @dataclass(frozen=True)
 class Latency(PolicySpec):
-    """Trace duration (latest end - earliest start) >= threshold, or in (threshold, upper] when upper is set."""
+    """Trace duration (latest end - earliest start) in (threshold, upper]; ``upper_threshold_ms: 0`` = no upper
+    bound. The lower bound is exclusive with or without an upper bound (contrib PR #49595, v0.157)."""
 
     TYPE = "latency"
     threshold_ms: int = 0
     upper_threshold_ms: int = 0
 
-    def __post_init__(self) -> None:
-        self._require(self.threshold_ms >= 0, "threshold_ms", self.threshold_ms, "an integer >= 0")
-        self._require(
-            self.upper_threshold_ms == 0 or self.upper_threshold_ms > self.threshold_ms,
-            "upper_threshold_ms",
-            self.upper_threshold_ms,
-            f"0 (no upper bound) or an integer > threshold_ms ({self.threshold_ms})",
-        )
-
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         duration_ms = trace.duration_ns // 1_000_000  # Go's Duration.Milliseconds() truncates
         if self.upper_threshold_ms == 0:
-            return deterministic(duration_ms >= self.threshold_ms, self.name)
+            return deterministic(duration_ms > self.threshold_ms, self.name)
         return deterministic(self.threshold_ms < duration_ms <= self.upper_threshold_ms, self.name)
+
+    @property
+    def stateful(self) -> bool:
+        # A trace can still grow past the upper bound: span-ingest mode refuses it (contrib PR #47476).
+        return self.upper_threshold_ms > 0
 
 
 @dataclass(frozen=True)
@@ -81,18 +82,13 @@ class SpanCount(PolicySpec):
     min_spans: int = 0
     max_spans: int = 0
 
-    def __post_init__(self) -> None:
-        self._require(self.min_spans >= 0, "min_spans", self.min_spans, "an integer >= 0")
-        self._require(
-            self.max_spans == 0 or self.max_spans >= self.min_spans,
-            "max_spans",
-            self.max_spans,
-            f"0 (no upper bound) or an integer >= min_spans ({self.min_spans})",
-        )
-
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         n = trace.span_count
         return deterministic(n >= self.min_spans and (self.max_spans == 0 or n <= self.max_spans), self.name)
+
+    @property
+    def stateful(self) -> bool:
+        return self.max_spans > 0  # more spans may still arrive (contrib PR #47476)
 
 
 @dataclass(frozen=True)
@@ -102,10 +98,6 @@ class TraceStateFilter(PolicySpec):
     TYPE = "trace_state"
     key: str = ""
     values: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        self._require(bool(self.key), "key", self.key, "a non-empty tracestate key")
-        self._require(bool(self.values), "values", list(self.values), "a non-empty list of values")
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         # Like the Collector, a key=value pair that could not fit in a tracestate entry never matches.
@@ -131,13 +123,11 @@ class TraceFlags(PolicySpec):
 def _attribute_decision(
     trace: TraceView, key: str, match: Callable[[object], bool], invert: bool, name: str
 ) -> Decision:
-    """Any resource or span whose ``key`` matches; with ``invert`` the Collector's inverted vote."""
+    """Any resource or span whose ``key`` matches; with ``invert``, sampled when none does."""
     hit = any(key in attrs and match(attrs[key]) for attrs in trace.resources()) or any(
         key in (s.attributes or {}) and match((s.attributes or {})[key]) for s in trace.spans
     )
-    if invert:
-        return inverted(not hit, name)
-    return deterministic(hit, name)
+    return deterministic(hit is not invert, name)
 
 
 @dataclass(frozen=True)
@@ -154,9 +144,6 @@ class StringAttribute(PolicySpec):
     _cache: dict[str, bool] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._require(bool(self.key), "key", self.key, "a non-empty attribute key")
-        self._require(bool(self.values), "values", list(self.values), "a non-empty list of values")
-        self._require(self.cache_max_size >= 0, "cache_max_size", self.cache_max_size, "an integer >= 0")
         patterns: list[re.Pattern[str]] = []
         if self.enabled_regex_matching:
             for value in self.values:
@@ -176,7 +163,7 @@ class StringAttribute(PolicySpec):
         hit = cache.get(value)
         if hit is None:
             hit = any(p.search(value) for p in self._patterns)
-            if len(cache) >= (self.cache_max_size or _DEFAULT_REGEX_CACHE):
+            if len(cache) >= (self.cache_max_size if self.cache_max_size > 0 else _DEFAULT_REGEX_CACHE):
                 cache.pop(next(iter(cache)))
             cache[value] = hit
         return hit
@@ -187,7 +174,8 @@ class StringAttribute(PolicySpec):
 
 @dataclass(frozen=True)
 class NumericAttribute(PolicySpec):
-    """Integer (or float) attribute within [min_value, max_value]; a missing bound is open."""
+    """Integer (or float) attribute within [min_value, max_value]. A bound that is absent *or 0* is open: the
+    Collector reads both as Go ``int64`` and passes only non-zero ones on (``getSharedPolicyEvaluator``)."""
 
     TYPE = "numeric_attribute"
     key: str = ""
@@ -196,22 +184,17 @@ class NumericAttribute(PolicySpec):
     invert_match: bool = False
 
     def __post_init__(self) -> None:
-        self._require(bool(self.key), "key", self.key, "a non-empty attribute key")
         self._require(
-            self.min_value is not None or self.max_value is not None,
+            bool(self.min_value) or bool(self.max_value),
             "min_value",
-            None,
-            "at least one of min_value, max_value",
+            self.min_value,
+            "a non-zero min_value or max_value (0 means no bound; the Collector fails on a policy with neither)",
         )
-        if self.min_value is not None and self.max_value is not None:
-            self._require(
-                self.max_value >= self.min_value, "max_value", self.max_value, f">= min_value ({self.min_value})"
-            )
 
     def _matches(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        lo, hi = self.min_value, self.max_value
+        lo, hi = self.min_value or None, self.max_value or None
         return (lo is None or value >= lo) and (hi is None or value <= hi)
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
@@ -225,11 +208,28 @@ class BooleanAttribute(PolicySpec):
     value: bool = False
     invert_match: bool = False
 
-    def __post_init__(self) -> None:
-        self._require(bool(self.key), "key", self.key, "a non-empty attribute key")
-
     def _matches(self, value: object) -> bool:
         return isinstance(value, bool) and value is self.value
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         return _attribute_decision(trace, self.key, self._matches, self.invert_match, self.name)
+
+
+@dataclass(frozen=True)
+class OttlCondition(PolicySpec):
+    """Accepted so one file serves both tiers, never evaluated: Sieve has no OTTL interpreter. The policy votes
+    not sampled (inside a ``drop`` it never drops, inside an ``and`` it never matches); loading warns."""
+
+    TYPE = "ottl_condition"
+    error_mode: str = ""
+    span: tuple[str, ...] = ()
+    spanevent: tuple[str, ...] = ()
+
+    def warnings(self) -> list[str]:
+        return [
+            f"policies.{self.name}: ottl_condition is not evaluated in-process (no OTTL interpreter); "
+            "it votes not sampled here and runs only on a Collector tier"
+        ]
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        return deterministic(False, self.name)

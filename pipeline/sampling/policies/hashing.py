@@ -13,6 +13,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from pipeline.sampling.decision import Decision, Vote
+from pipeline.sampling.region import below
 from pipeline.sampling.trace import TraceView
 
 from .base import PolicySpec
@@ -45,6 +46,19 @@ def uniform(salt: str, trace_id: int) -> float:
     return fnv1a64(salt, trace_id) / 18446744073709551616.0
 
 
+def _mix64(x: int) -> int:
+    """splitmix64's finaliser: a strong 64-bit mixer (FNV-1a alone is a weak one)."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def independent_uniform(tag: int, trace_id: int) -> float:
+    """A second uniform of the trace, independent of :func:`uniform` (for the kept-volume budget's thinning)."""
+    x = _mix64((trace_id & _MASK) ^ _mix64(((trace_id >> 64) & _MASK) ^ tag))
+    return x / 18446744073709551616.0
+
+
 def collector_threshold(ratio: float) -> int:
     """``MaxUint64 * ratio`` as Go's ``big.Float`` computes it (64-bit precision, nearest-even, truncate)."""
     if ratio <= 0:
@@ -75,17 +89,12 @@ class Probabilistic(PolicySpec):
     _threshold: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._require(
-            self.sampling_percentage >= 0,
-            "sampling_percentage",
-            self.sampling_percentage,
-            "a number >= 0 (values >= 100 sample everything)",
-        )
+        # Like upstream: <= 0 never samples, >= 100 samples everything; nothing is refused.
         object.__setattr__(self, "_threshold", collector_threshold(self.sampling_percentage / 100))
 
     @property
     def probability(self) -> float:
-        return min(1.0, self.sampling_percentage / 100)
+        return min(1.0, max(0.0, self.sampling_percentage / 100))
 
     @property
     def randomness(self) -> str:
@@ -93,4 +102,5 @@ class Probabilistic(PolicySpec):
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         keep = fnv1a64(salt_or_default(self.hash_salt), trace.trace_id) <= self._threshold
-        return Decision(Vote.SAMPLED if keep else Vote.NOT_SAMPLED, self.probability, self.name, self.randomness)
+        vote = Vote.SAMPLED if keep else Vote.NOT_SAMPLED
+        return Decision(vote, self.name, below(self.probability), self.randomness)

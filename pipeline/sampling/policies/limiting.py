@@ -1,10 +1,16 @@
-"""Throughput limits: ``rate_limiting`` (spans/s) and ``bytes_limiting`` (bytes/s), both token buckets.
+"""Throughput limits: ``rate_limiting`` (spans/s) and ``bytes_limiting`` (bytes/s).
 
-The Collector moved ``rate_limiting`` to a token bucket with ``burst_capacity`` (contrib PR #48226) so a trace
-larger than the per-second limit can still pass; ``bytes_limiting`` refuses a trace larger than its burst.
-A limiter's vote depends on arrival order, not on the trace id, so its keep probability is unknown; the
-Collector silently under-counts here (contrib#49710). Sieve reports a *predicted* probability instead: the
-recent admitted/offered ratio, decayed with a 10 s half-life, so kept spans still carry a usable adjusted count.
+Upstream (``internal/sampling/rate_limiting.go``, ``bytes_limiting.go``): a token bucket of ``burst_capacity``
+tokens (default 2 x the rate for both since contrib PR #48226), refilled continuously; a trace is admitted if the
+bucket holds its size, so a trace larger than the bucket is never admitted. First-come admission gives every
+refused trace probability 0 and every admitted one an unknown probability (the under-counting of contrib#49710).
+
+Sieve keeps the bucket and its size rule and replaces first-come admission by *thinning*: a trace the bucket could
+hold is kept iff the trace's uniform is below ``p = min(1, rate / offered rate) * fill``, where the offered rate is
+a decayed estimate of what reached the policy before this trace and ``fill`` ramps from 1 (bucket at least
+half full) down to 0 (empty), so the bucket rarely runs dry. ``p`` depends only on history and the trace's size,
+never on its randomness, so it is the vote's exact probability; kept traces still spend tokens, so the bucket
+bounds bursts as upstream's does.
 """
 
 from __future__ import annotations
@@ -13,84 +19,87 @@ from dataclasses import dataclass
 
 from pipeline.ratelimit import TokenBucket
 from pipeline.sampling.decision import Decision, Vote
+from pipeline.sampling.rates import DecayedRate
+from pipeline.sampling.region import EMPTY, below
 from pipeline.sampling.trace import TraceView
 
 from .base import BuildContext, Policy, PolicySpec
+from .hashing import DEFAULT_HASH_SALT, uniform
 
-ADMIT_HALF_LIFE_S = 10.0
-MIN_PROBABILITY = 1e-6
-
-
-class AdmitRatio:
-    """Exponentially decayed admitted/offered ratio: the predicted keep probability of a limiter."""
-
-    __slots__ = ("admitted", "last", "offered")
-
-    def __init__(self) -> None:
-        self.offered = 0.0
-        self.admitted = 0.0
-        self.last: float | None = None
-
-    def record(self, admitted: bool, now: float) -> float:
-        if self.last is not None and now > self.last:
-            decay = 0.5 ** ((now - self.last) / ADMIT_HALF_LIFE_S)
-            self.offered *= decay
-            self.admitted *= decay
-        self.last = now if self.last is None else max(self.last, now)
-        self.offered += 1.0
-        self.admitted += 1.0 if admitted else 0.0
-        return max(MIN_PROBABILITY, self.admitted / self.offered)
+OFFERED_HALF_LIFE_S = 5.0
+MIN_HISTORY_S = 1.0  # a rate per second is not extrapolated from less than a second of history
+SOURCE = "fnv:" + DEFAULT_HASH_SALT
 
 
 class _LimiterEvaluator:
-    def __init__(self, name: str, bucket: TokenBucket, allow_debt: bool, by_bytes: bool) -> None:
+    def __init__(self, name: str, rate: float, capacity: float, by_bytes: bool) -> None:
         self.name = name
-        self._bucket = bucket
-        self._allow_debt = allow_debt
+        self._rate = rate
+        self._capacity = capacity
+        self._bucket = TokenBucket(rate, capacity)
+        self._offered = DecayedRate(OFFERED_HALF_LIFE_S)
         self._by_bytes = by_bytes
-        self._ratio = AdmitRatio()
+
+    def probability(self, amount: float, now: float) -> float:
+        """The keep probability of a trace of ``amount`` offered at ``now`` (counts the offer)."""
+        if self._rate <= 0 or amount > self._capacity:
+            return 0.0  # upstream: AllowN(n) is false for n > burst, and a zero limit admits nothing
+        offered = self._offered.rate(now, min_span_s=MIN_HISTORY_S)  # what reached the policy before this trace
+        self._offered.add(amount, now)
+        bucket = self._bucket
+        bucket.refill(now)
+        if bucket.tokens < amount:
+            return 0.0
+        p = 1.0 if offered <= self._rate else self._rate / offered
+        return p * min(1.0, bucket.tokens / (0.5 * self._capacity))
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         amount = trace.size_bytes if self._by_bytes else trace.span_count
-        admitted = self._bucket.take(amount, now, allow_debt=self._allow_debt)
-        probability = self._ratio.record(admitted, now)
-        vote = Vote.SAMPLED if admitted else Vote.NOT_SAMPLED
-        return Decision(vote, probability, self.name, "limiter:" + self.name)
+        p = self.probability(amount, now)
+        if p <= 0.0:
+            return Decision(Vote.NOT_SAMPLED, self.name, EMPTY, SOURCE)
+        keep = uniform(DEFAULT_HASH_SALT, trace.trace_id) < p
+        if keep:
+            self._bucket.tokens -= amount
+        return Decision(Vote.SAMPLED if keep else Vote.NOT_SAMPLED, self.name, below(p), SOURCE)
 
 
 @dataclass(frozen=True)
 class RateLimiting(PolicySpec):
-    """At most ``spans_per_second`` spans of kept traces per second on average, bursts up to ``burst_capacity``."""
+    """About ``spans_per_second`` spans of kept traces per second; bursts up to ``burst_capacity`` spans
+    (0: twice ``spans_per_second``, as upstream); a trace larger than the burst is never kept."""
 
     TYPE = "rate_limiting"
     spans_per_second: int = 0
-    burst_capacity: int = 0  # 0: same as spans_per_second
+    burst_capacity: int = 0
 
-    def __post_init__(self) -> None:
-        self._require(self.spans_per_second > 0, "spans_per_second", self.spans_per_second, "an integer > 0")
-        self._require(self.burst_capacity >= 0, "burst_capacity", self.burst_capacity, "an integer >= 0")
+    @property
+    def capacity(self) -> int:
+        return self.burst_capacity if self.burst_capacity > 0 else 2 * self.spans_per_second
+
+    @property
+    def stateful(self) -> bool:
+        return True
 
     def build(self, ctx: BuildContext) -> Policy:
-        capacity = self.burst_capacity or self.spans_per_second
-        return _LimiterEvaluator(
-            self.name, TokenBucket(self.spans_per_second, capacity), allow_debt=True, by_bytes=False
-        )
+        return _LimiterEvaluator(self.name, float(self.spans_per_second), float(self.capacity), by_bytes=False)
 
 
 @dataclass(frozen=True)
 class BytesLimiting(PolicySpec):
-    """At most ``bytes_per_second`` (estimated OTLP bytes) per second; burst defaults to twice that."""
+    """About ``bytes_per_second`` (estimated OTLP bytes) per second; burst defaults to twice that."""
 
     TYPE = "bytes_limiting"
     bytes_per_second: int = 0
-    burst_capacity: int = 0  # 0: 2 x bytes_per_second, as documented upstream
+    burst_capacity: int = 0
 
-    def __post_init__(self) -> None:
-        self._require(self.bytes_per_second > 0, "bytes_per_second", self.bytes_per_second, "an integer > 0")
-        self._require(self.burst_capacity >= 0, "burst_capacity", self.burst_capacity, "an integer >= 0")
+    @property
+    def capacity(self) -> int:
+        return self.burst_capacity if self.burst_capacity > 0 else 2 * self.bytes_per_second
+
+    @property
+    def stateful(self) -> bool:
+        return True
 
     def build(self, ctx: BuildContext) -> Policy:
-        capacity = self.burst_capacity or 2 * self.bytes_per_second
-        return _LimiterEvaluator(
-            self.name, TokenBucket(self.bytes_per_second, capacity), allow_debt=False, by_bytes=True
-        )
+        return _LimiterEvaluator(self.name, float(self.bytes_per_second), float(self.capacity), by_bytes=True)

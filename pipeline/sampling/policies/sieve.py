@@ -1,47 +1,58 @@
 """Sieve's own policy types. They are extensions: the Collector does not know them, so they live only in
 Sieve's in-process configuration, never in ``otel-config.yaml``.
 
-* ``error_boost``: keeps error traces; keeps other traces at ``base_percentage`` raised by the key's
+* ``error_boost``: keeps error traces (except those whose only errors are ``ignore_error_types``, e.g. malformed
+  client input); keeps other traces at ``base_percentage`` raised by the key's
   :class:`~pipeline.sampling.boost.ErrorSignal` boost, capped at ``max_percentage``.
-* ``rare``: keeps the first ``traces_per_window`` traces of each (service, root operation, status) per window.
+* ``rare``: about ``traces_per_window`` traces of each (service, root operation, status) per window, each kept
+  with a known probability ``min(1, traces_per_window / traces of its key over about the last window)`` - an
+  exponentially weighted count with a time constant of one window, this trace included, so the first trace of a
+  new key is kept with probability 1 and the k-th of a burst with about ``n / k``.
 * ``dynamic``: per-key rates aiming at ``goal_throughput_per_sec`` kept traces/s (Refinery's EMA throughput).
 
-Random votes draw from the Collector hash with ``hash_salt`` (default: the ``probabilistic`` default), so with
-default salts ``probabilistic``, ``error_boost`` and ``dynamic`` are nested and the keep probability is exact.
+Every random vote draws from the Collector hash with ``hash_salt`` (default: the ``probabilistic`` default) and is
+"uniform < p" with ``p`` fixed before the uniform is looked at, so with default salts all of them nest with the
+``probabilistic`` baseline and the keep probability of their union is exact.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from pipeline.sampling.boost import ErrorSignal, ErrorSignalSettings
-from pipeline.sampling.decision import Decision, Vote, deterministic
+from pipeline.sampling.decision import Decision, deterministic, threshold
 from pipeline.sampling.dynamic import DynamicSettings, EmaThroughput
+from pipeline.sampling.rates import DecayedRate
 from pipeline.sampling.trace import TraceView
 
 from .base import BuildContext, Policy, PolicySpec
 from .hashing import salt_or_default, uniform
+
+_LN2 = math.log(2.0)
 
 
 class _ErrorBoostEvaluator:
     def __init__(self, spec: ErrorBoost, signal: ErrorSignal) -> None:
         self.name = spec.name
         self.signal = signal
+        self.ignored = frozenset(spec.ignore_error_types)
         self._spec = spec
         self._salt = salt_or_default(spec.hash_salt)
 
     def observe(self, trace: TraceView, now: float) -> None:
-        self.signal.observe((trace.service, trace.root_name), trace.has_error, now)
+        self.signal.observe((trace.service, trace.root_name), trace.has_incident_error(self.ignored), now)
+
+    def probability(self, boost: float) -> float:
+        spec = self._spec
+        return max(0.0, min(spec.max_percentage, spec.base_percentage * boost)) / 100
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        if trace.has_error:
+        if trace.has_incident_error(self.ignored):
             return deterministic(True, self.name)
-        boost = self.signal.boost((trace.service, trace.root_name), now)
-        spec = self._spec
-        probability = min(spec.max_percentage, spec.base_percentage * boost) / 100
-        keep = uniform(self._salt, trace.trace_id) < probability
-        return Decision(Vote.SAMPLED if keep else Vote.NOT_SAMPLED, probability, self.name, "fnv:" + self._salt)
+        p = self.probability(self.signal.boost((trace.service, trace.root_name), now))
+        return threshold(uniform(self._salt, trace.trace_id), p, self.name, "fnv:" + self._salt)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class ErrorBoost(PolicySpec):
     max_keys: int = 256
     significance: float = 4.0
     hash_salt: str = ""
+    ignore_error_types: tuple[str, ...] = ()  # error.type values that are client input, not incidents
 
     def __post_init__(self) -> None:
         self._require(0 <= self.base_percentage <= 100, "base_percentage", self.base_percentage, "a number in [0, 100]")
@@ -86,6 +98,10 @@ class ErrorBoost(PolicySpec):
             significance=self.significance,
         )
 
+    @property
+    def stateful(self) -> bool:
+        return True
+
     def build(self, ctx: BuildContext) -> Policy:
         signal = ErrorSignal(self.signal_settings())
         evaluator = _ErrorBoostEvaluator(self, signal)
@@ -98,45 +114,50 @@ class _RareEvaluator:
     def __init__(self, spec: Rare) -> None:
         self.name = spec.name
         self._spec = spec
-        self._window: int | None = None
-        self._counts: dict[tuple[str, str, str], int] = {}
-        self._previous: dict[tuple[str, str, str], int] = {}
+        self._salt = salt_or_default(spec.hash_salt)
+        self._keys: OrderedDict[tuple[str, str, str], DecayedRate] = OrderedDict()
+
+    def probability(self, key: tuple[str, str, str], now: float) -> float:
+        """Count one trace of ``key`` and return its keep probability."""
+        spec = self._spec
+        seen = self._keys.get(key)
+        if seen is None:
+            # Time constant = the window: the decayed count is the key's traces "over about the last window".
+            seen = self._keys[key] = DecayedRate(spec.window_s * _LN2)
+            if len(self._keys) > spec.max_keys:
+                self._keys.popitem(last=False)  # forget the least recently seen key: it is rare again
+        else:
+            self._keys.move_to_end(key)
+        seen.add(1.0, now)
+        # Traces of this key per window: the exponentially weighted count (time constant one window). For a young
+        # key that is simply the traces seen so far - never an extrapolation from a handful of arrivals.
+        expected = seen.total(now)
+        return min(1.0, spec.traces_per_window / max(1.0, expected))
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        spec = self._spec
-        window = math.floor(now / spec.window_s)
-        if window != self._window:
-            # Counts of the window just ended estimate how many traces each kept one stands for.
-            self._previous = self._counts if self._window == window - 1 else {}
-            self._counts = {}
-            self._window = window
-        key = (trace.service, trace.root_name, trace.status_name)
-        count = self._counts.get(key)
-        if count is None:
-            if len(self._counts) >= spec.max_keys:
-                return Decision(Vote.NOT_SAMPLED, 0.0, self.name)
-            count = 0
-        count += 1
-        self._counts[key] = count
-        previous = self._previous.get(key, 0)
-        probability = min(1.0, spec.traces_per_window / max(previous, spec.traces_per_window))
-        vote = Vote.SAMPLED if count <= spec.traces_per_window else Vote.NOT_SAMPLED
-        return Decision(vote, probability, self.name, "rare:" + self.name)
+        p = self.probability((trace.service, trace.root_name, trace.status_name), now)
+        return threshold(uniform(self._salt, trace.trace_id), p, self.name, "fnv:" + self._salt)
 
 
 @dataclass(frozen=True)
 class Rare(PolicySpec):
-    """The first ``traces_per_window`` traces per (service, root operation, status) per window (an extension)."""
+    """About ``traces_per_window`` traces per (service, root operation, status) per window, each with a known
+    probability (an extension)."""
 
     TYPE = "rare"
     traces_per_window: int = 1
     window_s: float = 60.0
     max_keys: int = 1000
+    hash_salt: str = ""
 
     def __post_init__(self) -> None:
         self._require(self.traces_per_window > 0, "traces_per_window", self.traces_per_window, "an integer > 0")
         self._require(self.window_s > 0, "window", self.window_s, "a duration > 0")
         self._require(self.max_keys > 0, "max_keys", self.max_keys, "an integer > 0")
+
+    @property
+    def stateful(self) -> bool:
+        return True
 
     def build(self, ctx: BuildContext) -> Policy:
         return _RareEvaluator(self)
@@ -150,9 +171,8 @@ class _DynamicEvaluator:
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         key = f"{trace.service}\x1f{trace.root_name}\x1f{trace.status_name}"
-        probability = 1.0 / self.sampler.rate(key, now)
-        keep = uniform(self._salt, trace.trace_id) < probability
-        return Decision(Vote.SAMPLED if keep else Vote.NOT_SAMPLED, probability, self.name, "fnv:" + self._salt)
+        p = 1.0 / self.sampler.rate(key, now)
+        return threshold(uniform(self._salt, trace.trace_id), p, self.name, "fnv:" + self._salt)
 
 
 @dataclass(frozen=True)
@@ -187,6 +207,10 @@ class Dynamic(PolicySpec):
             burst_multiple=self.burst_multiple,
             burst_detection_delay=self.burst_detection_delay,
         )
+
+    @property
+    def stateful(self) -> bool:
+        return True
 
     def build(self, ctx: BuildContext) -> Policy:
         return _DynamicEvaluator(self)

@@ -1,0 +1,74 @@
+"""The kept-volume budget: at most ``traces_per_second`` kept traces per second, served in priority order.
+
+The form Refinery and Datadog users know: a throughput goal in kept traces per second (Refinery's
+``GoalThroughputPerSec``, Datadog's ``TargetTPS`` of 10 plus ``ErrorTPS`` of 10 per agent). The default, 20 kept
+traces/s per process, is Datadog's two budgets together.
+
+Every decided trace has a *demand*: the probability ``pi`` that the policies keep it (1 for a trace a
+deterministic policy keeps). Demand per tier is a decayed rate (half-life ``half_life_s``). The budget serves the
+tiers in order - ``priority`` (errors, slow traces, other filter matches), then ``boosted`` (keys the error signal
+raised), then ``baseline`` - and gives each the scale ``s = min(1, what is left / its demand)``, never below
+``min_scale`` so no class becomes unrepresentable. A trace the policies keep is then kept iff an independent
+uniform of the trace is below ``s``: its inclusion probability is exactly ``pi * s``, both known before either
+uniform is looked at. The scales depend on history only, so the stamped probability stays exact while the kept
+volume follows the budget through an error burst (within the lag of the half-life).
+
+Pure: the clock is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.sampling.decision import TIERS
+from pipeline.sampling.rates import DecayedRate
+
+MIN_HISTORY_S = 1.0  # a budget per second: never extrapolate a rate from less than a second of history
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    """``traces_per_second`` <= 0 turns the budget off."""
+
+    traces_per_second: float = 20.0
+    half_life_s: float = 2.0
+    min_scale: float = 0.01
+
+    @property
+    def enabled(self) -> bool:
+        return self.traces_per_second > 0
+
+
+class KeptBudget:
+    """Demand per tier and the scales that keep the expected kept traces per second within the budget."""
+
+    def __init__(self, settings: BudgetSettings) -> None:
+        self.settings = settings
+        self._demand = {tier: DecayedRate(settings.half_life_s) for tier in TIERS}
+
+    def scales(self, now: float) -> dict[str, float]:
+        """The scale of every tier at ``now``, from the demand seen so far."""
+        s = self.settings
+        left = s.traces_per_second
+        out: dict[str, float] = {}
+        for tier in TIERS:
+            need = self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S)
+            if need <= left:
+                out[tier] = 1.0
+                left -= need
+            else:
+                out[tier] = max(s.min_scale, left / need)
+                left = 0.0
+        return out
+
+    def scale(self, tier: str, now: float) -> float:
+        return self.scales(now)[tier]
+
+    def observe(self, tier: str, demand: float, now: float) -> None:
+        """Count one decided trace of ``tier`` that the policies would keep with probability ``demand``."""
+        if demand > 0.0:
+            self._demand[tier].add(demand, now)
+
+    def demand(self, now: float) -> dict[str, float]:
+        """Expected kept traces per second per tier without the budget (for reports)."""
+        return {tier: self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in TIERS}
