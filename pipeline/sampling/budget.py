@@ -7,11 +7,12 @@ traces/s per process, is Datadog's two budgets together.
 Every decided trace has a *demand*: the probability ``pi`` that the policies keep it (1 for a trace a
 deterministic policy keeps). Demand per tier is a decayed rate (half-life ``half_life_s``). The budget serves the
 tiers in order - ``priority`` (errors, slow traces, other filter matches), then ``boosted`` (keys the error signal
-raised), then ``baseline`` - and gives each the scale ``s = min(1, what is left / its demand)``, never below
-``min_scale`` so no class becomes unrepresentable. A trace the policies keep is then kept iff an independent
-uniform of the trace is below ``s``: its inclusion probability is exactly ``pi * s``, both known before either
-uniform is looked at. The scales depend on history only, so the stamped probability stays exact while the kept
-volume follows the budget through an error burst (within the lag of the half-life).
+raised), then ``baseline`` - and gives each the scale ``s = min(1, what it is given / its demand)``. A tier
+with demand is always given at least ``min_share`` of the budget (10 %, or its demand if smaller), so no class
+of traffic becomes invisible while an earlier tier would take everything. A trace the policies keep is then kept
+iff an independent uniform of the trace is below ``s``: its inclusion probability is exactly ``pi * s``, both
+known before either uniform is looked at. The scales depend on history only, so the stamped probability stays
+exact while the kept volume follows the budget through an error burst (within the lag of the half-life).
 
 Pure: the clock is passed in.
 """
@@ -32,7 +33,7 @@ class BudgetSettings:
 
     traces_per_second: float = 20.0
     half_life_s: float = 2.0
-    min_scale: float = 0.01
+    min_share: float = 0.1
 
     @property
     def enabled(self) -> bool:
@@ -49,16 +50,19 @@ class KeptBudget:
     def scales(self, now: float) -> dict[str, float]:
         """The scale of every tier at ``now``, from the demand seen so far."""
         s = self.settings
+        floor = s.min_share * s.traces_per_second
+        needs = [self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in TIERS]
         left = s.traces_per_second
         out: dict[str, float] = {}
-        for tier in TIERS:
-            need = self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S)
-            if need <= left:
+        for i, tier in enumerate(TIERS):
+            need = needs[i]
+            if need <= 0.0:
                 out[tier] = 1.0
-                left -= need
-            else:
-                out[tier] = max(s.min_scale, left / need)
-                left = 0.0
+                continue
+            reserved = sum(min(n, floor) for n in needs[i + 1 :])  # the later tiers' guaranteed shares
+            given = max(min(need, floor), min(need, left - reserved))
+            out[tier] = min(1.0, given / need)
+            left = max(0.0, left - given)
         return out
 
     def scale(self, tier: str, now: float) -> float:

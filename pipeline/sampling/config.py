@@ -183,20 +183,20 @@ def _budget(raw: object) -> BudgetSettings:
     base = BudgetSettings()
     if raw is None:
         return base
-    if not isinstance(raw, Mapping) or set(raw) - {"traces_per_second", "half_life", "min_scale"}:
-        raise ConfigError("tail_sampling.budget", raw, "a mapping of traces_per_second, half_life, min_scale")
+    if not isinstance(raw, Mapping) or set(raw) - {"traces_per_second", "half_life", "min_share"}:
+        raise ConfigError("tail_sampling.budget", raw, "a mapping of traces_per_second, half_life, min_share")
     rate = raw.get("traces_per_second", base.traces_per_second)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
         raise ConfigError("tail_sampling.budget.traces_per_second", rate, "a number >= 0 (0: no budget)")
-    scale = raw.get("min_scale", base.min_scale)
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
-        raise ConfigError("tail_sampling.budget.min_scale", scale, "a number in (0, 1]")
+    share = raw.get("min_share", base.min_share)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1 / 3:
+        raise ConfigError("tail_sampling.budget.min_share", share, "a number in (0, 1/3]")
     half_life = base.half_life_s
     if "half_life" in raw:
         half_life = parse_duration("tail_sampling.budget.half_life", raw["half_life"])
         if half_life <= 0:
             raise ConfigError("tail_sampling.budget.half_life", raw["half_life"], "a duration > 0")
-    return BudgetSettings(traces_per_second=float(rate), half_life_s=half_life, min_scale=float(scale))
+    return BudgetSettings(traces_per_second=float(rate), half_life_s=half_life, min_share=float(share))
 
 
 def load_tail_sampling(mapping: Mapping[str, Any]) -> TailSamplingConfig:

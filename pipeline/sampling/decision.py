@@ -79,7 +79,11 @@ TIERS = (PRIORITY, BOOSTED, BASELINE)
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The final decision for a trace: keep or not, its inclusion probability, why, and its budget tier."""
+    """The final decision for a trace: keep or not, its inclusion probability, why, and its budget tier.
+
+    ``probability`` is the probability that the sampler keeps a trace like this one, given what it had seen: the
+    one stamped on a kept trace, and for a trace not kept the chance it had (0 when a drop policy matched).
+    """
 
     outcome: Outcome
     probability: float

@@ -126,11 +126,12 @@ class DecisionEngine:
             budget.observe(tier, combined.probability, now)
         if tier is not PRIORITY:
             self._last[key] = (combined.probability, scale)
+        probability = combined.probability * scale
         if combined.outcome is not Outcome.SAMPLED:
-            return Verdict(combined.outcome, 0.0, combined.reason, tier)
+            return Verdict(combined.outcome, probability, combined.reason, tier)
         if scale < 1.0 and independent_uniform(_BUDGET_TAG, trace.trace_id) >= scale:
-            return Verdict(Outcome.NOT_SAMPLED, 0.0, BUDGET_REASON, tier)
-        return Verdict(Outcome.SAMPLED, max(MIN_PROBABILITY, combined.probability * scale), combined.reason, tier)
+            return Verdict(Outcome.NOT_SAMPLED, probability, BUDGET_REASON, tier)
+        return Verdict(Outcome.SAMPLED, max(MIN_PROBABILITY, probability), combined.reason, tier)
 
     def effective_rates(self, now: float) -> dict[str, dict[str, float]]:
         """Per key ``"service/operation"``: the base keep probability of an ordinary (non-error, fast) trace, the
