@@ -46,9 +46,9 @@ from pipeline.health import ComponentState, Readiness
 from pipeline.http import TelemetryServer
 from pipeline.names import DURATION_BUCKETS_S
 from pipeline.sampling import (
-    SpanMetricsProcessor,
     TailSamplingConfig,
     TailSamplingProcessor,
+    build_span_pipeline,
     default_config,
     load_tail_sampling_file,
 )
@@ -173,17 +173,16 @@ def build_telemetry(
                 meter_provider=meter_provider,
             )
         )
-    sampler: TailSamplingProcessor | None = None
-    if settings.sampling.enabled:
-        # Span metrics see 100% of spans, so Prometheus stays exact whatever the sampler drops.
-        tracer_provider.add_span_processor(SpanMetricsProcessor(meter_provider))
     for processor in upstream_processors:
         tracer_provider.add_span_processor(processor)
-    if settings.sampling.enabled:
-        sampler = TailSamplingProcessor(kept, _sampling_config(settings), meter_provider=meter_provider)
-        tracer_provider.add_span_processor(sampler)
-    else:
-        tracer_provider.add_span_processor(kept)
+    # -- sampling (pipeline/sampling owns this): one processor = RED span metrics from 100 % of spans, counted off
+    # the event loop (on even with sampling off), then the tail sampler, or a pass-through when sampling is off.
+    span_pipeline = build_span_pipeline(
+        kept, _sampling_config(settings) if settings.sampling.enabled else None, meter_provider
+    )
+    tracer_provider.add_span_processor(span_pipeline)
+    sampler: TailSamplingProcessor | None = span_pipeline if span_pipeline.sampling else None
+    # -- end sampling
 
     readiness.register(
         "exporters",

@@ -2,15 +2,19 @@
 
 Public entry points (wired by ``pipeline/bootstrap.py``):
 
-* :class:`TailSamplingProcessor` - buffers spans per trace, decides with Collector ``tail_sampling`` policies
-  (plus Sieve's ``error_boost``, ``rare``, ``dynamic``), forwards kept spans stamped with their sampling outcome;
-* :class:`SpanMetricsProcessor` - RED metrics from every span before sampling;
+* :func:`build_span_pipeline` - the one span processor the composition root adds: RED span metrics from every
+  span (counted off the event loop, published at collection time) and, unless sampling is off, the tail sampler;
+* :class:`TailSamplingProcessor` - what that returns: buffers spans per trace, decides with Collector
+  ``tail_sampling`` policies (plus Sieve's ``error_boost``, ``rare``, ``dynamic``) and the kept-volume budget,
+  forwards kept spans stamped with their exact inclusion probability;
+* :class:`SpanMetricsProcessor` - RED metrics as a processor of their own;
 * :func:`load_tail_sampling`, :func:`load_tail_sampling_file`, :func:`default_config`;
 * :class:`ErrorSignal` - the error-rate boost signal, shared with the log sampler.
 
-Layout: ``buffer`` (pure core), ``engine`` + ``combine`` + ``policies/`` (decisions), ``counting`` (adjusted
-counts, ``ot=th``), ``cache``, ``stress``, ``boost``, ``dynamic``, ``config`` + ``policy_config``, ``metrics``,
-``processor`` (thread shell), ``span_metrics``, ``testing`` (fakes shipped for tests).
+Layout: ``buffer`` (pure core), ``engine`` + ``combine`` + ``region`` + ``policies/`` (decisions and their exact
+probabilities), ``budget`` + ``rates``, ``counting`` (adjusted counts, ``ot=th``), ``cache``, ``stress``,
+``boost``, ``dynamic``, ``config`` + ``policy_config``, ``metrics``, ``processor`` (thread shell),
+``span_metrics``, ``testing`` + ``simulation`` (fakes and a synthetic workload shipped for tests).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pipeline.sampling.config import (
     parse_duration,
 )
 from pipeline.sampling.defaults import default_config
-from pipeline.sampling.processor import TailSamplingProcessor
+from pipeline.sampling.processor import TailSamplingProcessor, build_span_pipeline
 from pipeline.sampling.span_metrics import SpanMetricsProcessor
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "StressRelief",
     "TailSamplingConfig",
     "TailSamplingProcessor",
+    "build_span_pipeline",
     "default_config",
     "load_tail_sampling",
     "load_tail_sampling_file",

@@ -1,8 +1,11 @@
 """The tail sampler's self-metrics, and a no-op twin for when no MeterProvider is given.
 
 Counters are published once per worker tick as deltas of the buffer's plain counters, so the hot path never
-touches an instrument (the Collector learned this the hard way: contrib PR #41888). Names come from
-:mod:`pipeline.names.sampling`.
+touches an instrument (the Collector learned this the hard way: contrib PR #41888). Every drop is on /metrics:
+spans shed by a full intake queue (``shed_reason=queue_full``, counted on the application thread) or by stress
+relief, traces decided early by a bound (``decided_early{bound}``, ``maximum_trace_size_bytes`` included), not
+sampled (``traces.decided{decision, policy}``, ``policy=budget`` for the kept-volume budget), late spans. Names
+come from :mod:`pipeline.names.sampling`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pipeline.names import sampling as n
 from pipeline.sampling.buffer import BufferStats
 
 Gauges = Callable[[], dict[str, float]]  # keys: traces, spans, boost, stress
+QUEUE_FULL = "queue_full"
 
 
 class NoopSamplerMetrics:
     """Same interface, records nothing."""
 
-    def publish(self, stats: BufferStats) -> None:
+    def publish(self, stats: BufferStats | None, queue_full: int = 0) -> None:
         pass
 
     def decision_latency(self, age_s: float) -> None:
@@ -66,6 +70,7 @@ class SamplerMetrics(NoopSamplerMetrics):
                 spec.name, callbacks=[self._observer(key)], unit=spec.unit, description=spec.description
             )
         self._last = BufferStats()
+        self._last_queue_full = 0
 
     def _observer(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
@@ -76,7 +81,12 @@ class SamplerMetrics(NoopSamplerMetrics):
 
         return observe
 
-    def publish(self, stats: BufferStats) -> None:
+    def publish(self, stats: BufferStats | None, queue_full: int = 0) -> None:
+        if queue_full > self._last_queue_full:
+            self._shed.add(queue_full - self._last_queue_full, {n.SHED_REASON: QUEUE_FULL})
+            self._last_queue_full = queue_full
+        if stats is None:
+            return
         last = self._last
         if stats.traces_received > last.traces_received:
             self._traces_received.add(stats.traces_received - last.traces_received)

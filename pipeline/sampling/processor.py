@@ -1,10 +1,16 @@
-"""The SDK-facing tail sampler: a thin thread shell around the pure :class:`~pipeline.sampling.buffer.TraceBuffer`.
+"""The SDK-facing span pipeline: a thin thread shell around span metrics and the pure
+:class:`~pipeline.sampling.buffer.TraceBuffer`.
 
 ``on_end`` appends the span to a bounded deque and returns (O(1), no lock, never raises; a full queue drops the
-span and counts it). One worker thread wakes every ``tick_interval`` (or when the queue fills past a batch),
-feeds the spans and "now" to the buffer, decides what is ready and forwards kept spans - stamped with their
-probability, adjusted count, reason and ``ot=th`` - to the downstream processor (e.g. the SDK's
-``SynchronousMultiSpanProcessor`` holding ``BatchSpanProcessor``s). Dropped spans are released.
+span and counts it as ``shed{reason=queue_full}``). One worker thread wakes every ``tick_interval`` (or when the
+queue passes a batch) and drains the queue in slices of :data:`SLICE_SPANS`, letting the event loop run between
+slices. Per slice it counts span metrics (:class:`~pipeline.sampling.span_metrics.SpanCounts`, published at
+collection time) and feeds the spans and "now" to the buffer; then it decides what is ready and forwards kept
+spans - stamped with their probability, adjusted count, reason and ``ot=th`` - to the downstream processor (e.g.
+the SDK's ``SynchronousMultiSpanProcessor`` holding ``BatchSpanProcessor``s). Dropped spans are released.
+
+With ``config=None`` tail sampling is off: the worker still counts span metrics and forwards every span, so the
+RED metrics the SLO rules read never depend on sampling being on.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -25,38 +31,48 @@ from pipeline.sampling.buffer import Release, TraceBuffer
 from pipeline.sampling.config import TailSamplingConfig
 from pipeline.sampling.counting import stamp
 from pipeline.sampling.decision import NOT_SAMPLED_REASON, Outcome
-from pipeline.sampling.metrics import NoopSamplerMetrics, SamplerMetrics
+from pipeline.sampling.metrics import QUEUE_FULL, NoopSamplerMetrics, SamplerMetrics
+from pipeline.sampling.span_metrics import DEFAULT_MAX_SPAN_NAMES, SpanCounts, SpanMetricsPublisher
 
 logger = logging.getLogger(__name__)
 
-QUEUE_FULL = "queue_full"
 # (trace_id, keep, probability, reason): how other parts (the log sampler) learn a trace's fate.
 DecisionListener = Callable[[int, bool, float, str], None]
+# The same, a cycle's decisions at once: [(trace_id, keep, probability, reason), ...].
+BatchListener = Callable[[Sequence[tuple[int, bool, float, str]]], None]
+SLICE_SPANS = 256  # spans the worker takes before letting other threads (the event loop) run
 _WAKE_BATCH = 512  # wake the worker early once this many spans wait
+_PASS_THROUGH_QUEUE = 20_000
 _JOIN_TIMEOUT_S = 5.0
 
 
 class TailSamplingProcessor(SpanProcessor):
-    """Buffers ended spans per trace, decides per trace with the configured policies, forwards kept spans.
+    """Counts span metrics and, unless ``config`` is None, buffers ended spans per trace, decides per trace with
+    the configured policies and forwards kept spans.
 
+    ``span_metrics``: count RED span metrics in the worker and publish them on ``meter_provider`` (needs one).
     ``clock`` (seconds, monotonic) is the only time source; pass a fake one in tests.
     """
 
     def __init__(
         self,
         downstream: SpanProcessor,
-        config: TailSamplingConfig,
+        config: TailSamplingConfig | None,
         *,
         meter_provider: MeterProvider | None = None,
+        span_metrics: bool = False,
+        max_span_names: int = DEFAULT_MAX_SPAN_NAMES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._downstream = downstream
         self._config = config
         self._clock = clock
-        self._buffer = TraceBuffer(config)
+        self._buffer = TraceBuffer(config) if config is not None else None
+        self._signal = self._buffer.engine.error_signal if self._buffer is not None else ErrorSignal()
         self._queue: deque[ReadableSpan] = deque()
-        self._max_queue = config.max_queue_spans
-        self._wake_at = min(_WAKE_BATCH, max(1, config.max_queue_spans // 2))
+        self._max_queue = config.max_queue_spans if config is not None else _PASS_THROUGH_QUEUE
+        self._wake_at = min(_WAKE_BATCH, max(1, self._max_queue // 2))
+        self._tick_s = config.tick_interval_s if config is not None else 0.1
         self._queue_full = 0
         self._internal_errors = 0
         self._lock = threading.Lock()  # owns the buffer: worker, force_flush, shutdown, stats
@@ -66,18 +82,28 @@ class TailSamplingProcessor(SpanProcessor):
         self._metrics: NoopSamplerMetrics = (
             SamplerMetrics(meter_provider, self._gauges) if meter_provider is not None else NoopSamplerMetrics()
         )
+        self.span_counts: SpanCounts | None = None
+        if span_metrics and meter_provider is not None:
+            self.span_counts = SpanCounts(max_span_names)
+            SpanMetricsPublisher(self.span_counts, meter_provider)
         self._listeners: list[DecisionListener] = []
+        self._batch_listeners: list[BatchListener] = []
         self._worker = threading.Thread(target=self._run, name="sieve-tail-sampler", daemon=True)
         self._worker.start()
 
     @property
     def error_signal(self) -> ErrorSignal:
         """The error-rate signal the sampler keeps current; the log sampler reads the same object."""
-        return self._buffer.engine.error_signal
+        return self._signal
 
     @property
-    def config(self) -> TailSamplingConfig:
+    def config(self) -> TailSamplingConfig | None:
         return self._config
+
+    @property
+    def sampling(self) -> bool:
+        """False when tail sampling is off (every span forwarded, span metrics still counted)."""
+        return self._buffer is not None
 
     # -- SpanProcessor -------------------------------------------------------------------------------------
 
@@ -85,15 +111,17 @@ class TailSamplingProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
+        # The event loop's only work per span: one length check and an append (deque operations are atomic).
         try:
             if self._is_shutdown:
                 return
             queue = self._queue
-            if len(queue) >= self._max_queue:
-                self._queue_full += 1
+            size = len(queue)
+            if size >= self._max_queue:
+                self._queue_full += 1  # published as sieve.sampling.spans.shed{shed_reason="queue_full"}
                 return
             queue.append(span)
-            if len(queue) >= self._wake_at:
+            if size == self._wake_at:
                 self._wake.set()
         except Exception:
             self._internal_errors += 1
@@ -123,7 +151,8 @@ class TailSamplingProcessor(SpanProcessor):
         self._wake.set()
         self._worker.join(_JOIN_TIMEOUT_S)
         with self._lock:
-            self._cycle(flush=True, drop=self._config.drop_pending_traces_on_shutdown)
+            drop = self._config.drop_pending_traces_on_shutdown if self._config is not None else False
+            self._cycle(flush=True, drop=drop)
         try:
             self._downstream.shutdown()
         except Exception:
@@ -132,9 +161,8 @@ class TailSamplingProcessor(SpanProcessor):
     # -- worker --------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        tick = self._config.tick_interval_s
         while not self._stopping.is_set():
-            self._wake.wait(tick)
+            self._wake.wait(self._tick_s)
             self._wake.clear()
             if self._stopping.is_set():
                 break
@@ -142,48 +170,82 @@ class TailSamplingProcessor(SpanProcessor):
                 self._cycle()
 
     def _cycle(self, *, flush: bool = False, drop: bool = False) -> None:
-        """One pass: drain the intake queue into the buffer, decide what is ready, forward. Caller holds the lock."""
+        """One pass: drain the queue in slices into span metrics and the buffer, decide what is ready, forward.
+        Caller holds the lock."""
         try:
             now = self._clock()
             buffer = self._buffer
             queue = self._queue
-            buffer.update_stress(now, 100.0 * len(queue) / self._max_queue)
+            if buffer is not None:
+                buffer.update_stress(now, 100.0 * len(queue) / self._max_queue)
             releases: list[Release] = []
-            for _ in range(len(queue)):
-                try:
-                    releases.extend(buffer.add(queue.popleft(), now))
-                except Exception:  # one malformed span must not cost the others their decision
-                    self._internal_errors += 1
-                    self._metrics.internal_error("intake")
-            releases.extend(buffer.flush(now, drop=drop) if flush else buffer.expire(now))
-            self._forward(releases)
-            self._metrics.publish(buffer.stats)
+            remaining = len(queue)  # only what is there now: the application keeps appending
+            while remaining > 0:
+                take = min(remaining, SLICE_SPANS)
+                remaining -= take
+                spans = [queue.popleft() for _ in range(take)]
+                if self.span_counts is not None:
+                    self.span_counts.count(spans)
+                if buffer is None:
+                    self._pass_through(spans)
+                else:
+                    self._intake(buffer, spans, now, releases)
+                if remaining > 0:
+                    time.sleep(0)  # hand the GIL back: the event loop must not wait for the whole queue
+            if buffer is not None:
+                releases.extend(buffer.flush(now, drop=drop) if flush else buffer.expire(now))
+                self._forward(releases)
+                self._metrics.publish(buffer.stats, self._queue_full)
+            else:
+                self._metrics.publish(None, self._queue_full)
         except Exception:
             self._internal_errors += 1
             self._metrics.internal_error("worker")
             logger.exception("tail sampler worker cycle failed")
 
+    def _intake(self, buffer: TraceBuffer, spans: list[ReadableSpan], now: float, releases: list[Release]) -> None:
+        add = buffer.add
+        for span in spans:
+            try:
+                out = add(span, now)
+                if out:
+                    releases.extend(out)
+            except Exception:  # one malformed span must not cost the others their decision
+                self._internal_errors += 1
+                self._metrics.internal_error("intake")
+
+    def _pass_through(self, spans: list[ReadableSpan]) -> None:
+        on_end = self._downstream.on_end
+        for span in spans:
+            try:
+                on_end(span)
+            except Exception:
+                self._internal_errors += 1
+                self._metrics.internal_error("downstream")
+
     def add_decision_listener(self, listener: DecisionListener) -> None:
         """Call ``listener(trace_id, keep, probability, reason)`` once per decided trace, from the worker thread.
 
         The log sampler uses it so a trace's log records follow the trace's fate. A listener must be quick and
-        must not raise (an exception is counted and otherwise ignored).
+        must not raise (an exception is counted and otherwise ignored). A listener object with an
+        ``on_decisions(batch)`` method gets each cycle's decisions in one call instead.
         """
-        self._listeners.append(listener)
+        batch = getattr(listener, "__self__", None)
+        on_decisions = getattr(batch, "on_decisions", None)
+        if callable(on_decisions):
+            self._batch_listeners.append(on_decisions)
+        else:
+            self._listeners.append(listener)
 
     def _forward(self, releases: list[Release]) -> None:
         downstream = self._downstream
+        decided: list[tuple[int, bool, float, str]] = []
         for release in releases:
-            if not release.late and release.trigger != "stress_relief":
-                self._metrics.decision_latency(release.age_s)
             verdict = release.verdict
             if not release.late:
-                for listener in self._listeners:
-                    try:
-                        listener(release.trace_id, verdict.keep, verdict.probability, verdict.reason)
-                    except Exception:
-                        self._internal_errors += 1
-                        self._metrics.internal_error("listener")
+                if release.trigger != "stress_relief":
+                    self._metrics.decision_latency(release.age_s)
+                decided.append((release.trace_id, verdict.keep, verdict.probability, verdict.reason))
             if not verdict.keep:
                 continue
             for span in release.spans:
@@ -192,20 +254,53 @@ class TailSamplingProcessor(SpanProcessor):
                 except Exception:
                     self._internal_errors += 1
                     self._metrics.internal_error("downstream")
+        if not decided:
+            return
+        for batch_listener in self._batch_listeners:
+            try:
+                batch_listener(decided)
+            except Exception:
+                self._internal_errors += 1
+                self._metrics.internal_error("listener")
+        for listener in self._listeners:
+            for trace_id, keep, probability, reason in decided:
+                try:
+                    listener(trace_id, keep, probability, reason)
+                except Exception:
+                    self._internal_errors += 1
+                    self._metrics.internal_error("listener")
 
     # -- reading -------------------------------------------------------------------------------------------
 
     def _gauges(self) -> dict[str, float]:
         buffer = self._buffer
         return {
-            "traces": float(buffer.trace_count),
-            "spans": float(buffer.span_count),
+            "traces": float(buffer.trace_count) if buffer is not None else 0.0,
+            "spans": float(buffer.span_count) if buffer is not None else 0.0,
             "boost": self.error_signal.level(self._clock()),
-            "stress": 1.0 if buffer.stress.active else 0.0,
+            "stress": 1.0 if buffer is not None and buffer.stress.active else 0.0,
         }
+
+    def effective_rates(self) -> dict[str, dict[str, float]]:
+        """Per key ``"service/operation"``: base keep probability, boost, budget scale and the effective
+        probability of an ordinary trace (e.g. base 0.1 -> effective 0.3 while the key errs)."""
+        if self._buffer is None:
+            return {}
+        with self._lock:
+            return self._buffer.engine.effective_rates(self._clock())
 
     def stats(self) -> dict[str, Any]:
         """A plain snapshot: seen / kept / dropped by reason, bounds hit, late and shed spans, boost level."""
+        now = self._clock()
+        if self._buffer is None:
+            return {
+                "sampling": False,
+                "spans_forwarded": None,
+                "shed_spans": {QUEUE_FULL: self._queue_full},
+                "queued_spans": len(self._queue),
+                "boost_level": 1.0,
+                "internal_errors": self._internal_errors,
+            }
         with self._lock:
             buffer = self._buffer
             s = buffer.stats
@@ -219,8 +314,9 @@ class TailSamplingProcessor(SpanProcessor):
                     dropped_by_reason[key] = dropped_by_reason.get(key, 0) + count
             spans_kept = sum(c for (o, _), c in s.spans_decided.items() if o is Outcome.SAMPLED)
             spans_released = sum(c for (o, _), c in s.spans_decided.items() if o is not Outcome.SAMPLED)
-            now = self._clock()
+            engine = buffer.engine
             return {
+                "sampling": True,
                 "traces_seen": s.traces_received,
                 "traces_kept": sum(kept_by_policy.values()),
                 "traces_dropped": sum(dropped_by_reason.values()),
@@ -229,6 +325,7 @@ class TailSamplingProcessor(SpanProcessor):
                 "spans_dropped": spans_released + self._queue_full,
                 "kept_by_policy": dict(sorted(kept_by_policy.items())),
                 "dropped_by_reason": dict(sorted(dropped_by_reason.items())),
+                "policy_votes": {f"{p}/{v}": c for (p, v), c in sorted(engine.policy_votes.items())},
                 "decided_early": dict(s.early),
                 "triggers": dict(s.triggers),
                 "late_spans": {o.value: c for o, c in s.late.items()},
@@ -238,8 +335,28 @@ class TailSamplingProcessor(SpanProcessor):
                 "queued_spans": len(self._queue),
                 "boost_level": round(self.error_signal.level(now), 3),
                 "boost_by_key": self.error_signal.snapshot(now),
+                "effective_rates": engine.effective_rates(now),
+                "budget": {
+                    "traces_per_second": engine.budget.settings.traces_per_second if engine.budget else 0.0,
+                    "demand_per_second": {k: round(v, 2) for k, v in engine.budget.demand(now).items()}
+                    if engine.budget
+                    else {},
+                    "scales": {k: round(v, 4) for k, v in engine.budget_scales(now).items()},
+                },
                 "stress_active": buffer.stress.active,
                 "stress_activations": buffer.stress.activations,
-                "policy_errors": dict(buffer.engine.policy_errors),
+                "policy_errors": dict(engine.policy_errors),
                 "internal_errors": self._internal_errors,
             }
+
+
+def build_span_pipeline(
+    kept: SpanProcessor,
+    config: TailSamplingConfig | None,
+    meter_provider: MeterProvider,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> TailSamplingProcessor:
+    """What the composition root adds to the ``TracerProvider``: span metrics (RED, from 100 % of spans, counted
+    off the event loop) and, unless ``config`` is None, the tail sampler forwarding kept spans to ``kept``."""
+    return TailSamplingProcessor(kept, config, meter_provider=meter_provider, span_metrics=True, clock=clock)

@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pipeline.names import logs as n
@@ -63,8 +63,12 @@ class LogSampler:
         decisions: DecisionSource | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] | None = None,
+        replay_kept: bool = True,
     ) -> None:
         self.settings = s = settings or LogSamplingSettings()
+        # False when nothing would receive a replayed record (no log exporter, no other sink): records of kept
+        # traces are then counted as kept but never rebuilt - a third of the worker's time otherwise.
+        self.replay_kept = replay_kept
         self.random = rng or random.Random().random
         self.boost_rate_cap = s.boost_rate_cap
         # Without a decision source no decision would ever come: records in a trace are decided at once.
@@ -140,20 +144,27 @@ class LogSampler:
 
     def on_decision(self, trace_id: int, keep: bool, probability: float, reason: str) -> None:
         """The tail sampler decided ``trace_id``: emit its held records if kept, drop them otherwise."""
+        self.on_decisions(((trace_id, keep, probability, reason),))
+
+    def on_decisions(self, batch: Sequence[tuple[int, bool, float, str]]) -> None:
+        """A tail-sampler cycle's decisions at once: one lock, one drain, one sweep for all of them."""
         try:
             now = self._clock()
             with self._lock:
                 released = self._drain(now)
-                self.decisions.put(trace_id, keep, probability)
-                held = self._pending.resolve(trace_id)
-                self._count_outcome(held, keep)
-                if keep:
-                    released.extend((entry, probability) for entry in held)
+                decisions, pending = self.decisions, self._pending
+                for trace_id, keep, probability, _reason in batch:
+                    decisions.put(trace_id, keep, probability)
+                    held = pending.resolve(trace_id)
+                    if held:
+                        self._count_outcome(held, keep)
+                        if keep:
+                            released.extend((entry, probability) for entry in held)
                 self._sweep(now)
             self._release(released)
         except Exception:
             self._counts.internal_errors += 1
-            logger.debug("log sampler: decision for trace %032x failed", trace_id, exc_info=True)
+            logger.debug("log sampler: decisions for %d traces failed", len(batch), exc_info=True)
 
     def expire(self, now: float | None = None) -> int:
         """Drop records that waited longer than ``max_wait_s``; returns how many. Also done on decisions."""
@@ -182,11 +193,23 @@ class LogSampler:
         """Records held waiting for a decision (including those not yet drained from the intake)."""
         return len(self._pending) + len(self._intake)
 
+    def effective_rates(self) -> dict[str, dict[str, float]]:
+        """Per category: the configured rate and the rate now, under the error boost (e.g. 0.001 -> 0.01)."""
+        multiplier = self.multiplier()
+        with self._lock:
+            gates = list(self._gates.values())
+        return {
+            g.name: {"base": g.base_rate, "effective": round(g.rate(), 6), "multiplier": round(multiplier, 3)}
+            for g in sorted(gates, key=lambda g: g.name)
+        }
+
     def stats(self) -> dict[str, Any]:
         """Seen / kept / dropped per category and level, and whether every ERROR+ record was kept."""
         with self._lock:
             gates = list(self._gates.values())
-            return snapshot(self._counts, gates, self.pending, self._pending.trace_count, self._multiplier)
+            out = snapshot(self._counts, gates, self.pending, self._pending.trace_count, self._multiplier)
+        out["effective_rates"] = self.effective_rates()
+        return out
 
     def counts(self) -> Counts:
         """Exact plus hot-path counts merged into one :class:`Counts` (for the metrics callbacks)."""
@@ -235,7 +258,7 @@ class LogSampler:
     def _release(self, released: list[tuple[_Held, float]]) -> None:
         """Emit kept records outside the lock (the emitter runs loguru and every sink)."""
         emit = self._emit
-        if emit is None:
+        if emit is None or not released or not self.replay_kept:
             return
         for (_trace_id, gate, _level_no, entry), trace_probability in released:
             try:
