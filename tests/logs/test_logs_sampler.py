@@ -307,3 +307,42 @@ def test_counts_are_exported_as_metrics(make_sampler: MakeSampler, decisions: Fa
     assert at(n.RECORDS_DROPPED, **{n.CATEGORY: "HOT", n.DROP_REASON: n.DROP_SAMPLED_OUT}) == 999
     assert at(n.PENDING_RECORDS) == 1
     assert at(n.RATE_MULTIPLIER) == 1.0
+
+
+def test_without_replay_kept_records_are_counted_not_rebuilt(clock: FakeClock, decisions: FakeDecisionSource) -> None:
+    """Nothing exports logs: records of kept traces are counted as kept, never handed back to the bridge."""
+    sampler = LogSampler(
+        LogSamplingSettings(categories={"HOT": 0.0}), decisions=decisions, clock=clock, replay_kept=False
+    )
+    out = Emitted(sampler)
+    gate = sampler.category("HOT")
+    for i in range(3):
+        assert gate.decide(DEBUG, 90) is n.HOLD
+        gate.hold(90, DEBUG, f"r{i}")
+    decisions.decide(90, True, 0.5)
+    assert out.items == []
+    assert sampler.stats()["kept_by_reason"] == {n.REASON_TRACE: 3}
+
+
+def test_decisions_in_a_batch_settle_every_trace(make_sampler: MakeSampler) -> None:
+    sampler = make_sampler()
+    out = Emitted(sampler)
+    gate = sampler.category("HOT")
+    for trace_id in (1, 2, 3):
+        gate.hold(trace_id, DEBUG, f"t{trace_id}") if gate.decide(DEBUG, trace_id) is n.HOLD else None
+    sampler.on_decisions([(1, True, 0.1, "a"), (2, False, 0.1, "b"), (3, True, 1.0, "c")])
+    assert sorted(e for e, _ in out.items) == ["t1", "t3"]
+    assert sampler.stats()["dropped_by_reason"] == {n.DROP_TRACE_DROPPED: 1}
+
+
+def test_effective_rates_show_the_boost(clock: FakeClock) -> None:
+    signal = ErrorSignal(ErrorSignalSettings(baseline_error_rate=0.01, max_boost=10, half_life_s=60))
+    sampler = LogSampler(
+        LogSamplingSettings(categories={"MSG_LOOP": 0.001}, boost_refresh_s=0), error_signal=signal, clock=clock
+    )
+    sampler.category("MSG_LOOP")
+    assert sampler.effective_rates()["MSG_LOOP"] == {"base": 0.001, "effective": 0.001, "multiplier": 1.0}
+    for i in range(400):
+        signal.observe(("svc", "op"), i % 2 == 0, clock.now)
+    rates = sampler.effective_rates()["MSG_LOOP"]
+    assert rates["effective"] > 0.01 and rates["multiplier"] > 10
