@@ -1,33 +1,47 @@
-"""Cost of the in-process tail sampler, against the SDK's BatchSpanProcessor alone, in the same run.
+"""Cost of the in-process tail sampler against the SDK's BatchSpanProcessor alone - before and after, one run.
 
-Reports spans/s for ``TailSamplingProcessor -> BatchSpanProcessor(no-op exporter)`` and for
-``BatchSpanProcessor`` alone (median of interleaved rounds), the added cost per span in microseconds, the
-decision cost per trace for the default policies, and the memory retained per buffered span (tracemalloc).
+Each round runs in its own subprocess, alternating *before* (the ``pipeline`` package of a git ref, by default
+``main``, extracted with ``git archive``) and *after* (this checkout), with the same harness code:
 
-``python -m bench.bench_sampling [--quick]`` prints the result as JSON.
+* ``added_ratio`` (the figure of record, the method the team's 0.49x came from): application-thread wall time per
+  span of ``TailSamplingProcessor(default_config()) -> BatchSpanProcessor(no-op)`` minus ``BatchSpanProcessor``
+  alone, over the latter. Generated as fast as Python can, the load keeps the buffer at its bounds, so the shipped
+  configuration's stress relief sheds part of it;
+* ``all_decided_cpu_ratio``: the same on process CPU time (every thread) including the final flush, with stress
+  relief off, so every trace goes through the policies: the sampler's whole cost, garbage collection included;
+* ``span_metrics_us``: RED span metrics per span, SDK instruments in ``on_end`` (before) against counting in the
+  worker and publishing at collection time (after), two metric readers as in the demo;
+* ``loop_lag_p99_ms``: p99 lateness of an asyncio timer while the loop produces 4-span traces, with the worker's
+  time slices (after) and without them (the worker drains a backlog in one go);
+* ``decision_us_per_trace`` and ``bytes_per_buffered_span`` (tracemalloc).
+
+``python -m bench.bench_sampling [--quick] [--before REF]`` prints the result as JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
+import io
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from pipeline.sampling import TailSamplingProcessor, default_config
-from pipeline.sampling.engine import DecisionEngine
-from pipeline.sampling.testing import make_trace
-from pipeline.sampling.trace import TraceView
-
 SPANS_PER_TRACE = 4
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _NoopExporter(SpanExporter):
@@ -35,49 +49,130 @@ class _NoopExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _spans_per_second(processor: SpanProcessor, traces: int) -> float:
+def _produce(processor: SpanProcessor, traces: int) -> tuple[float, float]:
+    """(application-thread seconds per span, process CPU seconds per span including the final flush)."""
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("bench")
-    start = time.perf_counter()
+    gc.collect()
+    cpu0, start = time.process_time(), time.perf_counter()
     for i in range(traces):
         with tracer.start_as_current_span("call_tool", attributes={"op": "call_tool", "i": i}):
             for child in ("conversation.lookup", "history.read", "message.write"):
                 with tracer.start_as_current_span(child, attributes={"db.system": "postgresql", "i": i}):
                     pass
     elapsed = time.perf_counter() - start
+    provider.force_flush()
+    cpu = time.process_time() - cpu0
     provider.shutdown()
-    return traces * SPANS_PER_TRACE / elapsed
+    spans = traces * SPANS_PER_TRACE
+    return elapsed / spans, cpu / spans
 
 
-def _throughput(traces: int, rounds: int) -> dict[str, float]:
-    base: list[float] = []
-    tail: list[float] = []
-    for _ in range(rounds):  # interleaved, so drift in machine load hits both sides
-        base.append(_spans_per_second(BatchSpanProcessor(_NoopExporter()), traces))
-        tail.append(
-            _spans_per_second(TailSamplingProcessor(BatchSpanProcessor(_NoopExporter()), default_config()), traces)
+def _span_metrics_us(spans: int) -> float:
+    """Per-span cost of RED span metrics with two metric readers (Prometheus and the sink's, in the demo)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+    from opentelemetry.trace import StatusCode
+
+    from pipeline.names import DURATION_BUCKETS_S
+    from pipeline.sampling import span_metrics
+    from pipeline.sampling.testing import make_span
+
+    view = View(instrument_name="*.duration", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S))
+    readers = [InMemoryMetricReader(), InMemoryMetricReader()]
+    meters = MeterProvider(metric_readers=readers, views=[view])
+    batch = [
+        make_span(
+            i + 1,
+            ("call_tool", "SELECT", "hello")[i % 3],
+            status=StatusCode.ERROR if i % 50 == 0 else StatusCode.UNSET,
         )
-    base_sps, tail_sps = statistics.median(base), statistics.median(tail)
-    return {
-        "baseline_spans_per_s": round(base_sps),
-        "tail_spans_per_s": round(tail_sps),
-        "throughput_ratio": round(tail_sps / base_sps, 3),
-        "baseline_us_per_span": round(1e6 / base_sps, 2),
-        "added_us_per_span": round(1e6 / tail_sps - 1e6 / base_sps, 2),
-    }
+        for i in range(spans)
+    ]
+    counts_cls = getattr(span_metrics, "SpanCounts", None)
+    start = time.process_time()
+    if counts_cls is None:  # before: SDK instruments on every span, on the application thread
+        processor = span_metrics.SpanMetricsProcessor(meters)
+        for span in batch:
+            processor.on_end(span)
+    else:  # after: counting in the worker's slices, published when a reader collects
+        counts = counts_cls()
+        span_metrics.SpanMetricsPublisher(counts, meters)
+        for i in range(0, spans, 256):
+            counts.count(batch[i : i + 256])
+    for reader in readers:
+        reader.get_metrics_data()
+    cost = (time.process_time() - start) / spans * 1e6
+    meters.shutdown()
+    return cost
 
 
-def _decision_cost(traces: int) -> float:
+def _loop_lag_p99_ms(traces_per_s: float, seconds: float, *, slices: bool) -> float:
+    """p99 lateness of a 1 ms asyncio timer while the loop creates traces and the worker decides them."""
+    from pipeline.sampling import TailSamplingProcessor, default_config
+    from pipeline.sampling import processor as processor_module
+
+    saved = getattr(processor_module, "YIELD_AFTER_S", None)
+    if saved is not None and not slices:
+        processor_module.YIELD_AFTER_S = 3600.0
+    try:
+        tail = TailSamplingProcessor(BatchSpanProcessor(_NoopExporter()), default_config())
+        provider = TracerProvider()
+        provider.add_span_processor(tail)
+        tracer = provider.get_tracer("bench")
+        lags: list[float] = []
+
+        async def produce() -> None:
+            interval = 1.0 / traces_per_s
+            deadline = time.perf_counter() + seconds
+            next_at = time.perf_counter()
+            i = 0
+            while time.perf_counter() < deadline:
+                with tracer.start_as_current_span("call_tool", attributes={"i": i}):
+                    for child in ("conversation.lookup", "history.read", "message.write"):
+                        with tracer.start_as_current_span(child, attributes={"i": i}):
+                            pass
+                i += 1
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+        async def probe() -> None:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                await asyncio.sleep(0.001)
+                lags.append(time.perf_counter() - t - 0.001)
+
+        async def main() -> None:
+            await asyncio.gather(produce(), probe())
+
+        asyncio.run(main())
+        provider.shutdown()
+        return statistics.quantiles(lags, n=100)[98] * 1000
+    finally:
+        if saved is not None:
+            processor_module.YIELD_AFTER_S = saved
+
+
+def _decision_us_per_trace(traces: int) -> float:
+    from pipeline.sampling import default_config
+    from pipeline.sampling.engine import DecisionEngine
+    from pipeline.sampling.testing import make_trace
+    from pipeline.sampling.trace import TraceView
+
     engine = DecisionEngine(default_config().policies)
     views = [TraceView(i + 1, make_trace(i + 1, children=3)) for i in range(traces)]
-    start = time.perf_counter()
+    start = time.process_time()
     for view in views:
         engine.decide(view, 0.0)
-    return (time.perf_counter() - start) / traces * 1e6
+    return (time.process_time() - start) / traces * 1e6
 
 
-def _memory_per_buffered_span(traces: int) -> float:
+def _bytes_per_buffered_span(traces: int) -> float:
+    from pipeline.sampling import TailSamplingProcessor, default_config
+
     # Nothing is decided while we measure: the root grace and decision_wait are an hour long.
     config = dataclasses.replace(
         default_config(),
@@ -104,21 +199,96 @@ def _memory_per_buffered_span(traces: int) -> float:
     tracemalloc.stop()
     held = processor.stats()
     provider.shutdown()
-    spans = held["buffered_spans"] + held["queued_spans"]
-    return (after - before) / max(1, spans)
+    return (after - before) / max(1, held["buffered_spans"] + held["queued_spans"])
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Measure; ``quick`` keeps it under ~10 s, the full run under ~60 s."""
-    traces, rounds = (2_000, 3) if quick else (10_000, 5)
+def measure_round(traces: int) -> dict[str, float]:
+    """One round with whichever ``pipeline`` is importable: base and tail interleaved, then the extras."""
+    from pipeline.sampling import StressRelief, TailSamplingProcessor, default_config
+
+    shipped = default_config()
+    all_decided = dataclasses.replace(shipped, stress_relief=StressRelief(mode="never"))
+    base_wall, base_cpu = _produce(BatchSpanProcessor(_NoopExporter()), traces)
+    tail_wall, _ = _produce(TailSamplingProcessor(BatchSpanProcessor(_NoopExporter()), shipped), traces)
+    base_wall2, base_cpu2 = _produce(BatchSpanProcessor(_NoopExporter()), traces)
+    _, tail_cpu = _produce(TailSamplingProcessor(BatchSpanProcessor(_NoopExporter()), all_decided), traces)
+    base_wall, base_cpu = (base_wall + base_wall2) / 2, (base_cpu + base_cpu2) / 2
+    return {
+        "baseline_us_per_span": base_wall * 1e6,
+        "added_us_per_span": (tail_wall - base_wall) * 1e6,
+        "added_ratio": (tail_wall - base_wall) / base_wall,
+        "all_decided_cpu_us_per_span": (tail_cpu - base_cpu) * 1e6,
+        "all_decided_cpu_ratio": (tail_cpu - base_cpu) / base_cpu,
+        "span_metrics_us": _span_metrics_us(traces),
+    }
+
+
+def _extract(ref: str, into: Path) -> None:
+    data = subprocess.run(["git", "-C", str(REPO), "archive", ref, "pipeline"], check=True, capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(data.stdout)) as archive:
+        archive.extractall(into, filter="data")
+
+
+def _round_in_subprocess(pipeline_root: Path | None, traces: int) -> dict[str, float]:
+    env = dict(os.environ)
+    paths = [str(pipeline_root)] if pipeline_root is not None else []
+    env["PYTHONPATH"] = os.pathsep.join([*paths, str(REPO), env.get("PYTHONPATH", "")])
+    code = f"import json, bench.bench_sampling as b; print(json.dumps(b.measure_round({traces})))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _median(rounds: list[dict[str, float]], key: str) -> float:
+    return round(statistics.median(r[key] for r in rounds), 3)
+
+
+def run(quick: bool = False, before: str = "main") -> dict[str, Any]:
+    """Measure; ``quick`` keeps it under a minute."""
+    traces, rounds = (3_000, 3) if quick else (10_000, 5)
     started = time.perf_counter()
     result: dict[str, Any] = {"bench": "sampling", "quick": quick, "spans": traces * SPANS_PER_TRACE}
-    result.update(_throughput(traces, rounds))
-    result["decision_us_per_trace"] = round(_decision_cost(2_000 if quick else 10_000), 2)
-    result["bytes_per_buffered_span"] = round(_memory_per_buffered_span(1_000 if quick else 5_000))
+    sides: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="sieve-bench-before-") as tmp:
+        try:
+            _extract(before, Path(tmp))
+            have_before = True
+        except (subprocess.CalledProcessError, OSError):
+            have_before = False
+        for _ in range(rounds):  # alternated, so drift in machine load hits both sides
+            if have_before:
+                sides["before"].append(_round_in_subprocess(Path(tmp), traces))
+            sides["after"].append(_round_in_subprocess(None, traces))
+    for side, data in sides.items():
+        if not data:
+            continue
+        result[side] = {
+            key: _median(data, key)
+            for key in (
+                "baseline_us_per_span",
+                "added_us_per_span",
+                "added_ratio",
+                "all_decided_cpu_us_per_span",
+                "all_decided_cpu_ratio",
+                "span_metrics_us",
+            )
+        }
+        result[side]["added_ratio_per_round"] = [round(r["added_ratio"], 3) for r in data]
+        result[side]["all_decided_cpu_ratio_per_round"] = [round(r["all_decided_cpu_ratio"], 3) for r in data]
+    result["before_ref"] = before if sides["before"] else None
+    result["added_ratio"] = result["after"]["added_ratio"]  # the figure of record (target <= 0.35)
+    rate, seconds = (300.0, 2.0) if quick else (300.0, 5.0)
+    result["loop_lag_p99_ms"] = {
+        "with_slices": round(_loop_lag_p99_ms(rate, seconds, slices=True), 3),
+        "without_slices": round(_loop_lag_p99_ms(rate, seconds, slices=False), 3),
+        "traces_per_s": rate,
+    }
+    result["decision_us_per_trace"] = round(_decision_us_per_trace(2_000 if quick else 10_000), 2)
+    result["bytes_per_buffered_span"] = round(_bytes_per_buffered_span(1_000 if quick else 5_000))
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv[1:]), indent=2))
+    args = sys.argv[1:]
+    ref = args[args.index("--before") + 1] if "--before" in args else "main"
+    print(json.dumps(run(quick="--quick" in args, before=ref), indent=2))

@@ -52,8 +52,11 @@ class ErrorSignal:
         self._lock = threading.Lock()
 
     def _decayed_envelope(self, state: _KeyState, now: float) -> float:
-        dt = max(0.0, now - state.last)
-        return 1.0 + (state.envelope - 1.0) * 0.5 ** (dt / self.settings.half_life_s)
+        envelope = state.envelope
+        dt = now - state.last
+        if envelope == 1.0 or dt <= 0.0:
+            return envelope
+        return 1.0 + (envelope - 1.0) * 0.5 ** (dt / self.settings.half_life_s)
 
     def observe(self, key: Key, error: bool, now: float) -> None:
         """Record one finished trace of ``key``."""
@@ -67,24 +70,30 @@ class ErrorSignal:
                     self._keys.popitem(last=False)  # forget the least recently observed key
             else:
                 self._keys.move_to_end(key)
-            dt = max(0.0, now - state.last)
+            dt = now - state.last
             envelope = self._decayed_envelope(state, now)
-            decay = 0.5 ** (dt / s.window_s)
-            state.total = state.total * decay + 1.0
-            state.errors = state.errors * decay + (1.0 if error else 0.0)
-            state.last = max(state.last, now)
-            expected = state.total * s.baseline_error_rate
-            instant = 1.0
-            excess = state.errors - expected
-            if state.errors >= s.min_errors and excess >= s.significance * math.sqrt(expected):
-                instant = min(s.max_boost, max(1.0, state.errors / expected))
-            state.envelope = max(envelope, instant)
+            if dt > 0.0:  # a worker cycle decides many traces at one instant: decay once
+                decay = 0.5 ** (dt / s.window_s)
+                state.total *= decay
+                state.errors *= decay
+                state.last = now
+            state.total += 1.0
+            if error:
+                state.errors += 1.0
+            if state.errors >= s.min_errors:  # one error is not a burst: most traces stop here
+                expected = state.total * s.baseline_error_rate
+                if state.errors - expected >= s.significance * math.sqrt(expected):
+                    envelope = max(envelope, min(s.max_boost, max(1.0, state.errors / expected)))
+            # Close enough to 1 is 1: an exact 1 lets readers skip the decay arithmetic.
+            state.envelope = 1.0 if envelope < 1.0005 else envelope
 
     def boost(self, key: Key, now: float) -> float:
         """The current boost factor of ``key``: 1 (no boost) up to ``max_boost``."""
+        state = self._keys.get(key)  # one dict read: atomic, no lock needed
+        if state is None or state.envelope == 1.0:
+            return 1.0
         with self._lock:
-            state = self._keys.get(key)
-            return 1.0 if state is None else self._decayed_envelope(state, now)
+            return self._decayed_envelope(state, now)
 
     def level(self, now: float) -> float:
         """The overall level: the highest boost across keys (1 when nothing is failing)."""

@@ -46,9 +46,18 @@ class KeptBudget:
     def __init__(self, settings: BudgetSettings) -> None:
         self.settings = settings
         self._demand = {tier: DecayedRate(settings.half_life_s) for tier in TIERS}
+        self._scales_at: float | None = None
+        self._scales: dict[str, float] = {}
 
     def scales(self, now: float) -> dict[str, float]:
-        """The scale of every tier at ``now``, from the demand seen so far."""
+        """The scale of every tier at ``now``, from the demand seen before ``now`` (computed once per instant:
+        the sampler decides a whole cycle's traces at one ``now``)."""
+        if now != self._scales_at:
+            self._scales = self._compute(now)
+            self._scales_at = now
+        return self._scales
+
+    def _compute(self, now: float) -> dict[str, float]:
         s = self.settings
         floor = s.min_share * s.traces_per_second
         needs = [self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in TIERS]
@@ -66,7 +75,9 @@ class KeptBudget:
         return out
 
     def scale(self, tier: str, now: float) -> float:
-        return self.scales(now)[tier]
+        if now != self._scales_at:
+            self.scales(now)
+        return self._scales[tier]
 
     def observe(self, tier: str, demand: float, now: float) -> None:
         """Count one decided trace of ``tier`` that the policies would keep with probability ``demand``."""

@@ -66,12 +66,13 @@ class BufferStats:
 
 
 class _Pending:
-    __slots__ = ("first_seen", "ready_at", "size", "spans")
+    __slots__ = ("first_seen", "ready_at", "root", "size", "spans")
 
     def __init__(self, now: float) -> None:
         self.spans: list[ReadableSpan] = []
         self.first_seen = now
         self.ready_at: float | None = None
+        self.root: ReadableSpan | None = None  # the first local root to end, once seen
         self.size = 0
 
 
@@ -143,9 +144,11 @@ class TraceBuffer:
             if verdict is not None:
                 releases.append(self._settle(trace_id, verdict, now, "ingest"))
                 return releases
-        elif self._root_wait > 0 and pending.ready_at is None and is_local_root(span):
-            pending.ready_at = now + self._root_wait
-            self._ready.append((pending.ready_at, trace_id))
+        elif pending.root is None and is_local_root(span):
+            pending.root = span
+            if self._root_wait > 0:
+                pending.ready_at = now + self._root_wait
+                self._ready.append((pending.ready_at, trace_id))
         if len(pending.spans) >= self.config.max_spans_per_trace:
             releases.append(self._decide(trace_id, now, "span_limit", early=True))
         while self._span_total > self.config.max_buffered_spans and self._traces:
@@ -214,7 +217,7 @@ class TraceBuffer:
 
     def _decide(self, trace_id: int, now: float, trigger: str, *, early: bool = False) -> Release:
         pending = self._traces[trace_id]
-        verdict = self.engine.decide(TraceView(trace_id, pending.spans), now)
+        verdict = self.engine.decide(TraceView(trace_id, pending.spans, pending.root), now)
         return self._settle(trace_id, verdict, now, trigger, early=early)
 
     def _settle(self, trace_id: int, verdict: Verdict, now: float, trigger: str, *, early: bool = False) -> Release:

@@ -44,6 +44,30 @@ class Combined:
 
 def keep_probability(decisions: Sequence[Decision]) -> float:
     """P(some policy samples and no drop policy drops), from the votes' regions."""
+    # The common case without set algebra: no drop region, keeps that are FULL or one [0, p) of one uniform.
+    best = 0.0
+    source: str | None = None
+    for d in decisions:
+        region = d.region
+        if not region:
+            continue
+        if d.is_drop or len(region) != 1 or region[0][0] != 0.0:
+            return _keep_probability(decisions)
+        if d.source is None:
+            return 1.0  # a deterministic keep (FULL)
+        if source is None:
+            source = d.source
+        elif source != d.source:
+            return _keep_probability(decisions)
+        best = max(best, region[0][1])
+    return best
+
+
+def _has_random_drop(decisions: Sequence[Decision]) -> bool:
+    return any(d.is_drop and d.region and d.source is not None for d in decisions)
+
+
+def _keep_probability(decisions: Sequence[Decision]) -> float:
     keeps: dict[str | None, list[Region]] = {}
     drops: dict[str | None, list[Region]] = {}
     for d in decisions:
@@ -65,14 +89,22 @@ def keep_probability(decisions: Sequence[Decision]) -> float:
 
 def combine(decisions: Sequence[Decision]) -> Combined:
     """Apply the Collector's rules to the top-level votes (drop policies first, then listing order)."""
+    reason: str | None = None
+    deterministic = False
     for d in decisions:
-        if d.vote is Vote.DROPPED:
+        vote = d.vote
+        if vote is Vote.NOT_SAMPLED:
+            continue
+        if vote is Vote.DROPPED:
             return Combined(Outcome.DROPPED, d.reason, 0.0, False)
-    reason = next((d.reason for d in decisions if d.vote is Vote.SAMPLED), None)
+        if reason is None:
+            reason = d.reason
+        if d.source is None:
+            deterministic = True
     if reason is None:
         # Not kept this time; the probability is still what the policies would keep such a trace with (the
         # budget's demand).
         return Combined(Outcome.NOT_SAMPLED, NOT_SAMPLED_REASON, keep_probability(decisions), False)
-    deterministic = any(d.vote is Vote.SAMPLED and d.source is None for d in decisions)
-    probability = max(MIN_PROBABILITY, keep_probability(decisions))
+    probability = 1.0 if deterministic and not _has_random_drop(decisions) else keep_probability(decisions)
+    probability = max(MIN_PROBABILITY, probability)
     return Combined(Outcome.SAMPLED, reason, probability, deterministic)

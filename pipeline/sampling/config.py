@@ -97,7 +97,7 @@ class TailSamplingConfig:
     sample_on_first_match: bool = False
     drop_pending_traces_on_shutdown: bool = False
     max_spans_per_trace: int = 2000
-    max_buffered_spans: int = 50_000
+    max_buffered_spans: int = 5_000
     max_queue_spans: int = 20_000
     tick_interval_s: float = 0.1
     stress_relief: StressRelief = field(default_factory=StressRelief)

@@ -48,11 +48,19 @@ class Decision:
         return measure(self.region)
 
 
+_MATCHED: dict[str, Decision] = {}
+_UNMATCHED: dict[str, Decision] = {}
+
+
 def deterministic(matched: bool, reason: str) -> Decision:
-    """A filter's vote: sampled for every value of the uniform, or for none."""
-    if matched:
-        return Decision(Vote.SAMPLED, reason, FULL)
-    return Decision(Vote.NOT_SAMPLED, reason, EMPTY)
+    """A filter's vote: sampled for every value of the uniform, or for none (immutable, so shared)."""
+    cache = _MATCHED if matched else _UNMATCHED
+    decision = cache.get(reason)
+    if decision is None:
+        decision = Decision(Vote.SAMPLED if matched else Vote.NOT_SAMPLED, reason, FULL if matched else EMPTY)
+        if len(cache) < 4096:
+            cache[reason] = decision
+    return decision
 
 
 def threshold(u: float, probability: float, reason: str, source: str) -> Decision:

@@ -35,6 +35,7 @@ from pipeline.sampling.trace import TraceView
 
 BOOSTED_ABOVE = 1.001  # a key counts as boosted while its boost factor is above this
 _BUDGET_TAG = 0x5EB0D6E7  # names the budget's own uniform of the trace
+_VOTE_SLOT = {Vote.SAMPLED: 0, Vote.NOT_SAMPLED: 1, Vote.DROPPED: 2}
 
 
 class DecisionEngine:
@@ -64,32 +65,50 @@ class DecisionEngine:
         self.budget = KeptBudget(budget) if budget is not None and budget.enabled else None
         self.base_probability = _base_probability(others)
         self.policy_errors: Counter[str] = Counter()
-        self.policy_votes: Counter[tuple[str, str]] = Counter()
+        self._votes = [[0, 0, 0] for _ in self._policies]  # per policy: sampled, not_sampled, dropped
+        self._evaluators = [(p.evaluate, v, p.name) for p, v in zip(self._policies, self._votes, strict=True)]
         self._last: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (policies' p, budget scale)
 
     def _evaluate(self, trace: TraceView, now: float) -> list[Decision]:
         if self._own_signal:
-            self.error_signal.observe((trace.service, trace.root_name), trace.has_error, now)
+            self.error_signal.observe(trace.key, trace.has_error, now)
         for observer in self._observers:
             try:
                 observer.observe(trace, now)
             except Exception:
                 self.policy_errors["observe"] += 1
         decisions: list[Decision] = []
-        votes = self.policy_votes
-        for policy in self._policies:
+        append = decisions.append
+        first_match = self._first_match
+        not_sampled, sampled = Vote.NOT_SAMPLED, Vote.SAMPLED
+        for evaluate, slots, name in self._evaluators:
             try:
-                decision = policy.evaluate(trace, now)
+                decision = evaluate(trace, now)
             except Exception:
-                self.policy_errors[policy.name] += 1
+                self.policy_errors[name] += 1
                 continue
-            decisions.append(decision)
-            votes[(policy.name, decision.vote.value)] += 1
-            if decision.vote is Vote.DROPPED:
-                break
-            if self._first_match and decision.vote is Vote.SAMPLED and decision.source is None:
-                break  # the union is already everything: later policies cannot change the probability
+            append(decision)
+            vote = decision.vote
+            if vote is not_sampled:
+                slots[1] += 1
+            elif vote is sampled:
+                slots[0] += 1
+                if first_match and decision.source is None:
+                    break  # the union is already everything: later policies cannot change the probability
+            else:
+                slots[2] += 1
+                break  # dropped
         return decisions
+
+    @property
+    def policy_votes(self) -> Counter[tuple[str, str]]:
+        """Votes per (policy, decision), like the Collector's ``count_traces_sampled{policy, decision}``."""
+        out: Counter[tuple[str, str]] = Counter()
+        for policy, slots in zip(self._policies, self._votes, strict=True):
+            for vote, slot in _VOTE_SLOT.items():
+                if slots[slot]:
+                    out[(policy.name, vote.value)] += slots[slot]
+        return out
 
     def decide(self, trace: TraceView, now: float) -> Verdict:
         """The verdict for a finished (or bound-hitting) trace."""
@@ -112,7 +131,7 @@ class DecisionEngine:
     def _verdict(self, trace: TraceView, combined: Combined, now: float) -> Verdict:
         if combined.outcome is Outcome.DROPPED:
             return Verdict(Outcome.DROPPED, 0.0, combined.reason, BASELINE)
-        key = (trace.service, trace.root_name)
+        key = trace.key
         if combined.deterministic:
             tier = PRIORITY
         elif self.error_signal.boost(key, now) > BOOSTED_ABOVE:

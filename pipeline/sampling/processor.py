@@ -3,8 +3,9 @@
 
 ``on_end`` appends the span to a bounded deque and returns (O(1), no lock, never raises; a full queue drops the
 span and counts it as ``shed{reason=queue_full}``). One worker thread wakes every ``tick_interval`` (or when the
-queue passes a batch) and drains the queue in slices of :data:`SLICE_SPANS`, letting the event loop run between
-slices. Per slice it counts span metrics (:class:`~pipeline.sampling.span_metrics.SpanCounts`, published at
+queue passes a batch) and drains the queue in slices of :data:`SLICE_SPANS`; after :data:`YIELD_AFTER_S` of work it
+hands the GIL back between slices while it keeps up (a long queue is drained without yielding, so spans are not
+shed). Per slice it counts span metrics (:class:`~pipeline.sampling.span_metrics.SpanCounts`, published at
 collection time) and feeds the spans and "now" to the buffer; then it decides what is ready and forwards kept
 spans - stamped with their probability, adjusted count, reason and ``ot=th`` - to the downstream processor (e.g.
 the SDK's ``SynchronousMultiSpanProcessor`` holding ``BatchSpanProcessor``s). Dropped spans are released.
@@ -40,7 +41,8 @@ logger = logging.getLogger(__name__)
 DecisionListener = Callable[[int, bool, float, str], None]
 # The same, a cycle's decisions at once: [(trace_id, keep, probability, reason), ...].
 BatchListener = Callable[[Sequence[tuple[int, bool, float, str]]], None]
-SLICE_SPANS = 256  # spans the worker takes before letting other threads (the event loop) run
+SLICE_SPANS = 256  # spans the worker takes at once
+YIELD_AFTER_S = 0.002  # worker time between voluntary GIL hand-offs (the interpreter forces one every 5 ms)
 _WAKE_BATCH = 512  # wake the worker early once this many spans wait
 _PASS_THROUGH_QUEUE = 20_000
 _JOIN_TIMEOUT_S = 5.0
@@ -72,6 +74,7 @@ class TailSamplingProcessor(SpanProcessor):
         self._queue: deque[ReadableSpan] = deque()
         self._max_queue = config.max_queue_spans if config is not None else _PASS_THROUGH_QUEUE
         self._wake_at = min(_WAKE_BATCH, max(1, self._max_queue // 2))
+        self._yield_below = max(_WAKE_BATCH, self._max_queue // 8)
         self._tick_s = config.tick_interval_s if config is not None else 0.1
         self._queue_full = 0
         self._internal_errors = 0
@@ -179,6 +182,7 @@ class TailSamplingProcessor(SpanProcessor):
             if buffer is not None:
                 buffer.update_stress(now, 100.0 * len(queue) / self._max_queue)
             releases: list[Release] = []
+            yield_at = time.perf_counter() + YIELD_AFTER_S
             remaining = len(queue)  # only what is there now: the application keeps appending
             while remaining > 0:
                 take = min(remaining, SLICE_SPANS)
@@ -190,8 +194,11 @@ class TailSamplingProcessor(SpanProcessor):
                     self._pass_through(spans)
                 else:
                     self._intake(buffer, spans, now, releases)
-                if remaining > 0:
-                    time.sleep(0)  # hand the GIL back: the event loop must not wait for the whole queue
+                if remaining > 0 and time.perf_counter() >= yield_at and len(queue) < self._yield_below:
+                    # Keeping up: after YIELD_AFTER_S of work hand the GIL back, so the event loop never waits
+                    # for a whole backlog. Falling behind (a long queue): no yields, catch up before spans are shed.
+                    time.sleep(0)
+                    yield_at = time.perf_counter() + YIELD_AFTER_S
             if buffer is not None:
                 releases.extend(buffer.flush(now, drop=drop) if flush else buffer.expire(now))
                 self._forward(releases)

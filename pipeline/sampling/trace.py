@@ -6,11 +6,14 @@ for the same thing and a decision must stay cheap (a few microseconds per trace)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
+
+from pipeline.sampling.fnv import fnv1a64
 
 SERVICE_NAME = "service.name"
 ERROR_TYPE = "error.type"
@@ -19,6 +22,7 @@ UNKNOWN_SERVICE = "unknown_service"
 # Rough per-span wire cost used by bytes_limiting: the Collector measures the marshalled protobuf size, which a
 # Python process cannot get cheaply; ids, timestamps, kind, status and framing come to roughly this many bytes.
 SPAN_OVERHEAD_BYTES = 64
+_EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
 
 
 def is_local_root(span: ReadableSpan) -> bool:
@@ -30,16 +34,37 @@ def is_local_root(span: ReadableSpan) -> bool:
 class TraceView:
     """The spans of one trace as buffered so far, with cached derived values."""
 
-    __slots__ = ("_duration_ns", "_error", "_incident", "_root", "_size", "spans", "trace_id")
+    __slots__ = (
+        "_attributes",
+        "_codes",
+        "_duration_ns",
+        "_error",
+        "_incident",
+        "_key",
+        "_resources",
+        "_values",
+        "_root",
+        "_size",
+        "_hashes",
+        "spans",
+        "trace_id",
+    )
 
-    def __init__(self, trace_id: int, spans: Sequence[ReadableSpan]) -> None:
+    def __init__(self, trace_id: int, spans: Sequence[ReadableSpan], root: ReadableSpan | None = None) -> None:
+        """``root``: the trace's local root when the caller already knows it (the buffer sees it end)."""
         self.trace_id = trace_id
         self.spans = spans
         self._duration_ns: int | None = None
         self._error: bool | None = None
         self._incident: tuple[frozenset[str], bool] | None = None
-        self._root: ReadableSpan | None = None
+        self._root: ReadableSpan | None = root
         self._size: int | None = None
+        self._hashes: dict[str, int] | None = None
+        self._codes: tuple[StatusCode, ...] | None = None
+        self._attributes: tuple[Mapping[str, AttributeValue], ...] | None = None
+        self._resources: tuple[Mapping[str, AttributeValue], ...] | None = None
+        self._key: tuple[str, str] | None = None
+        self._values: dict[str, list[AttributeValue]] | None = None
 
     @property
     def span_count(self) -> int:
@@ -55,9 +80,66 @@ class TraceView:
         return self._duration_ns
 
     @property
+    def status_codes(self) -> tuple[StatusCode, ...]:
+        """Every span's status code (read once per trace: several policies ask)."""
+        if self._codes is None:
+            self._codes = tuple(s.status.status_code for s in self.spans)
+        return self._codes
+
+    @property
+    def span_attributes(self) -> tuple[Mapping[str, AttributeValue], ...]:
+        """Every span's attributes (read once per trace)."""
+        if self._attributes is None:
+            self._attributes = tuple(_span_attributes(s) for s in self.spans)
+        return self._attributes
+
+    @property
+    def resource_attributes(self) -> tuple[Mapping[str, AttributeValue], ...]:
+        """The attributes of the trace's distinct resources (usually one)."""
+        if self._resources is None:
+            spans = self.spans
+            first = spans[0].resource if spans else None
+            if first is None or all(s.resource is first for s in spans):  # the usual case: one resource
+                self._resources = (_plain(first.attributes),) if first is not None else ()
+            else:
+                seen: dict[int, Mapping[str, AttributeValue]] = {}
+                for span in spans:
+                    resource = span.resource
+                    if id(resource) not in seen:
+                        seen[id(resource)] = _plain(resource.attributes)
+                self._resources = tuple(seen.values())
+        return self._resources
+
+    def hash64(self, salt: str) -> int:
+        """The Collector's FNV-1a hash of ``salt`` and the trace id, computed once per trace and salt."""
+        cache = self._hashes
+        if cache is None:
+            cache = self._hashes = {}
+        h = cache.get(salt)
+        if h is None:
+            h = cache[salt] = fnv1a64(salt, self.trace_id)
+        return h
+
+    def uniform(self, salt: str) -> float:
+        """The trace's uniform for ``salt``: its hash / 2^64 (what every random vote draws from)."""
+        return self.hash64(salt) / 18446744073709551616.0
+
+    def values_of(self, key: str) -> list[AttributeValue]:
+        """Every value of attribute ``key`` on the trace's resources, then its spans (computed once per key)."""
+        values = self._values
+        if values is None:
+            values = self._values = {}
+        found = values.get(key)
+        if found is None:
+            found = [a[key] for a in self.resource_attributes if key in a]
+            found += [a[key] for a in self.span_attributes if key in a]
+            values[key] = found
+        return found
+
+    @property
     def has_error(self) -> bool:
         if self._error is None:
-            self._error = any(s.status.status_code is StatusCode.ERROR for s in self.spans)
+            self._error = StatusCode.ERROR in self.status_codes
         return self._error
 
     def has_incident_error(self, ignored: frozenset[str]) -> bool:
@@ -68,8 +150,8 @@ class TraceView:
         cached = self._incident
         if cached is None or cached[0] is not ignored:
             found = any(
-                s.status.status_code is StatusCode.ERROR and (s.attributes or {}).get(ERROR_TYPE) not in ignored
-                for s in self.spans
+                code is StatusCode.ERROR and attrs.get(ERROR_TYPE) not in ignored
+                for code, attrs in zip(self.status_codes, self.span_attributes, strict=True)
             )
             cached = self._incident = (ignored, found)
         return cached[1]
@@ -86,6 +168,13 @@ class TraceView:
     def root_name(self) -> str:
         root = self.root
         return root.name if root is not None else ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(service, root operation)``: the key of the error signal and the effective keep rates."""
+        if self._key is None:
+            self._key = (self.service, self.root_name)
+        return self._key
 
     @property
     def service(self) -> str:
@@ -110,14 +199,28 @@ class TraceView:
             self._size = sum(span_size(span) for span in self.spans)
         return self._size
 
-    def resources(self) -> Iterator[dict[str, AttributeValue]]:
+    def resources(self) -> Iterator[Mapping[str, AttributeValue]]:
         """Distinct resources of the trace's spans (usually one), as attribute mappings."""
-        seen: set[int] = set()
-        for span in self.spans:
-            resource = span.resource
-            if id(resource) not in seen:
-                seen.add(id(resource))
-                yield dict(resource.attributes)
+        return iter(self.resource_attributes)
+
+
+def _span_attributes(span: ReadableSpan) -> Mapping[str, AttributeValue]:
+    """A span's attributes without the ``MappingProxyType`` the SDK's property wraps them in on every access."""
+    inner = getattr(span, "_attributes", None)
+    if isinstance(inner, dict):
+        return inner
+    if inner is not None:
+        return _plain(inner)
+    return _plain(span.attributes)
+
+
+def _plain(attributes: Mapping[str, AttributeValue] | None) -> Mapping[str, AttributeValue]:
+    """The plain dict behind the SDK's ``BoundedAttributes`` (a ``MutableMapping`` whose ``in`` and ``get`` go
+    through Python-level ``__getitem__``); any other mapping as it is. Read-only use."""
+    inner = getattr(attributes, "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return attributes if attributes is not None else _EMPTY
 
 
 def span_size(span: ReadableSpan) -> int:

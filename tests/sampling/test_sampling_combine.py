@@ -115,7 +115,7 @@ class _Broken:
 
 def test_engine_counts_policy_errors_as_no_vote() -> None:
     engine = DecisionEngine([BooleanAttribute(name="force", key="force", value=True)])
-    engine._policies.insert(0, _Broken())
+    engine._evaluators.insert(0, (_Broken().evaluate, [0, 0, 0], "broken"))
     verdict = engine.decide(view(make_span(1, attributes={"force": True})), 0.0)
     assert verdict.keep
     assert engine.policy_errors["broken"] == 1

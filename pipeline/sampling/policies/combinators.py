@@ -185,7 +185,7 @@ class _CompositeEvaluator:
         scale = 1.0 if expected <= self._max_total else (self._max_total / expected if self._max_total > 0 else 0.0)
         region = union(*[prefix(first, p * scale) for first, p in zip(firsts, shares, strict=True)] or [EMPTY])
         source = source or DEFAULT_SOURCE
-        u = uniform(source[4:], trace.trace_id) if source.startswith("fnv:") else 0.0
+        u = trace.uniform(source[4:]) if source.startswith("fnv:") else 0.0
         vote = Vote.SAMPLED if region and contains(region, u) else Vote.NOT_SAMPLED
         return Decision(vote, self.name, region, source)
 

@@ -60,18 +60,22 @@ class Latency(PolicySpec):
 class StatusCodeFilter(PolicySpec):
     TYPE = "status_code"
     status_codes: tuple[str, ...] = ()
-    _codes: frozenset[StatusCode] = field(init=False, compare=False, repr=False)
+    _codes: tuple[StatusCode, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         accepted = "a non-empty list of OK, ERROR, UNSET"
         self._require(bool(self.status_codes), "status_codes", list(self.status_codes), accepted)
         for code in self.status_codes:
             self._require(code in _STATUS_NAMES, "status_codes", code, accepted)
-        object.__setattr__(self, "_codes", frozenset(_STATUS_NAMES[c] for c in self.status_codes))
+        # A tuple: `in` compares enum members by identity first, a set would hash them in Python.
+        object.__setattr__(self, "_codes", tuple(_STATUS_NAMES[c] for c in self.status_codes))
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         codes = self._codes
-        return deterministic(any(s.status.status_code in codes for s in trace.spans), self.name)
+        present = trace.status_codes
+        if len(codes) == 1:
+            return deterministic(codes[0] in present, self.name)
+        return deterministic(any(code in present for code in codes), self.name)
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,8 @@ def _attribute_decision(
     trace: TraceView, key: str, match: Callable[[object], bool], invert: bool, name: str
 ) -> Decision:
     """Any resource or span whose ``key`` matches; with ``invert``, sampled when none does."""
-    hit = any(key in attrs and match(attrs[key]) for attrs in trace.resources()) or any(
-        key in (s.attributes or {}) and match((s.attributes or {})[key]) for s in trace.spans
-    )
+    values = trace.values_of(key)
+    hit = bool(values) and any(match(v) for v in values)
     return deterministic(hit is not invert, name)
 
 

@@ -10,36 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import lru_cache
 
 from pipeline.sampling.decision import Decision, Vote
+from pipeline.sampling.fnv import _MASK, DEFAULT_HASH_SALT, MAX_UINT64, _salt_state, fnv1a64
 from pipeline.sampling.region import below
 from pipeline.sampling.trace import TraceView
 
 from .base import PolicySpec
 
-DEFAULT_HASH_SALT = "default-hash-seed"
-MAX_UINT64 = (1 << 64) - 1
-_FNV_OFFSET = 0xCBF29CE484222325
-_FNV_PRIME = 0x100000001B3
-_MASK = MAX_UINT64
-
-
-@lru_cache(maxsize=64)
-def _salt_state(salt: str) -> int:
-    h = _FNV_OFFSET
-    for byte in salt.encode():
-        h = ((h ^ byte) * _FNV_PRIME) & _MASK
-    return h
-
-
-def fnv1a64(salt: str, trace_id: int) -> int:
-    """FNV-1a 64 of ``salt`` followed by the trace id's 16 big-endian bytes."""
-    h = _salt_state(salt)
-    for byte in trace_id.to_bytes(16, "big"):
-        h = ((h ^ byte) * _FNV_PRIME) & _MASK
-    return h
-
+__all__ = ["DEFAULT_HASH_SALT", "MAX_UINT64", "Probabilistic", "collector_threshold", "fnv1a64", "uniform"]
 
 def uniform(salt: str, trace_id: int) -> float:
     """The trace's randomness in [0, 1) for ``salt``: all Sieve's random policies draw from this."""
@@ -101,6 +80,6 @@ class Probabilistic(PolicySpec):
         return "fnv:" + salt_or_default(self.hash_salt)
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        keep = fnv1a64(salt_or_default(self.hash_salt), trace.trace_id) <= self._threshold
+        keep = trace.hash64(salt_or_default(self.hash_salt)) <= self._threshold
         vote = Vote.SAMPLED if keep else Vote.NOT_SAMPLED
         return Decision(vote, self.name, below(self.probability), self.randomness)

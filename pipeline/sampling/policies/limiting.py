@@ -58,7 +58,7 @@ class _LimiterEvaluator:
         p = self.probability(amount, now)
         if p <= 0.0:
             return Decision(Vote.NOT_SAMPLED, self.name, EMPTY, SOURCE)
-        keep = uniform(DEFAULT_HASH_SALT, trace.trace_id) < p
+        keep = trace.uniform(DEFAULT_HASH_SALT) < p
         if keep:
             self._bucket.tokens -= amount
         return Decision(Vote.SAMPLED if keep else Vote.NOT_SAMPLED, self.name, below(p), SOURCE)

@@ -42,7 +42,7 @@ class _ErrorBoostEvaluator:
         self._salt = salt_or_default(spec.hash_salt)
 
     def observe(self, trace: TraceView, now: float) -> None:
-        self.signal.observe((trace.service, trace.root_name), trace.has_incident_error(self.ignored), now)
+        self.signal.observe(trace.key, trace.has_incident_error(self.ignored), now)
 
     def probability(self, boost: float) -> float:
         spec = self._spec
@@ -51,8 +51,8 @@ class _ErrorBoostEvaluator:
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         if trace.has_incident_error(self.ignored):
             return deterministic(True, self.name)
-        p = self.probability(self.signal.boost((trace.service, trace.root_name), now))
-        return threshold(uniform(self._salt, trace.trace_id), p, self.name, "fnv:" + self._salt)
+        p = self.probability(self.signal.boost(trace.key, now))
+        return threshold(trace.uniform(self._salt), p, self.name, "fnv:" + self._salt)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class _RareEvaluator:
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         p = self.probability((trace.service, trace.root_name, trace.status_name), now)
-        return threshold(uniform(self._salt, trace.trace_id), p, self.name, "fnv:" + self._salt)
+        return threshold(trace.uniform(self._salt), p, self.name, "fnv:" + self._salt)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class _DynamicEvaluator:
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         key = f"{trace.service}\x1f{trace.root_name}\x1f{trace.status_name}"
         p = 1.0 / self.sampler.rate(key, now)
-        return threshold(uniform(self._salt, trace.trace_id), p, self.name, "fnv:" + self._salt)
+        return threshold(trace.uniform(self._salt), p, self.name, "fnv:" + self._salt)
 
 
 @dataclass(frozen=True)
