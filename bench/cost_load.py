@@ -5,9 +5,9 @@
 
 Runs the demo's ``LoadGenerator`` (no error burst) without a break for warm-up + measured window + a short tail,
 so connections stay open across the window's edges and the server is in a steady state throughout. At the
-window's start and end it reads the server's CPU time (``/proc/<pid>/stat``, all threads), Postgres' (the
-postmaster's process tree), its own, and the load generator's live counts; the difference is the window.
-Prints one JSON object: the window (see ``bench.cost_report``) and the whole run's turn count.
+window's start and end it reads the server's CPU time (``/proc/<pid>/stat``, all threads, and its main thread's:
+the event loop), Postgres' (the postmaster's process tree), its own, and the load generator's live counts; the
+differences are the window. Prints one JSON object: the window (see ``bench.cost_report``) and the run's turns.
 
 With ``--metrics-url`` it scrapes the Prometheus endpoint every ``--scrape-interval-s`` (5 s, as the compose
 stack's Prometheus scrapes the service), from warm-up on: collection is part of what telemetry costs.
@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from bench.cost_proc import cpu_ticks, ticks_to_s, tree_cpu_ticks
+from bench.cost_proc import cpu_ticks, thread_cpu_ticks, ticks_to_s, tree_cpu_ticks
 from pipeline.config import load_settings
 from pipeline.demo.loadgen import LoadGenerator
 from pipeline.demo.provider import Provider
@@ -35,6 +35,7 @@ TAIL_S = 1.0  # load continues this long after the window, so its last turns are
 class Snapshot:
     t: float
     server_ticks: int
+    loop_ticks: int
     pg_ticks: int | None
     load_cpu_s: float
     turns: int
@@ -47,6 +48,7 @@ def snapshot(load: LoadGenerator, server_pid: int, pg_pid: int | None) -> Snapsh
     return Snapshot(
         t=time.monotonic(),
         server_ticks=cpu_ticks(server_pid),
+        loop_ticks=thread_cpu_ticks(server_pid, server_pid),
         pg_ticks=tree_cpu_ticks(pg_pid) if pg_pid else None,
         load_cpu_s=time.process_time(),
         turns=r.turns,
@@ -99,6 +101,7 @@ async def measure(
         "turns": end.turns - start.turns,
         "window_s": end.t - start.t,
         "server_cpu_s": ticks_to_s(end.server_ticks - start.server_ticks),
+        "loop_cpu_s": ticks_to_s(end.loop_ticks - start.loop_ticks),
         "pg_cpu_s": pg_cpu_s,
         "load_cpu_s": end.load_cpu_s - start.load_cpu_s,
         "errors": end.errors - start.errors,

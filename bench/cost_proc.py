@@ -69,6 +69,11 @@ def cpu_ticks(pid: int) -> int:
     return read_stat(pid).own_ticks
 
 
+def thread_cpu_ticks(pid: int, tid: int, proc: Path = PROC) -> int:
+    """User + system time of one thread (``tid == pid``: the main thread, the demo's event loop)."""
+    return read_stat(tid, proc / str(pid) / "task").own_ticks
+
+
 def tree_cpu_ticks(root: int, proc: Path = PROC) -> int:
     """User + system time of ``root`` and every live descendant, plus what their reaped children spent."""
     stats: dict[int, ProcStat] = {}

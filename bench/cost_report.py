@@ -3,7 +3,7 @@ medians, and the three-way table. Pure functions over plain dicts, so they are t
 
 A *window* is what the load generator measured over the measured window of one round of one variant::
 
-    {"turns": 3000, "window_s": 15.0, "server_cpu_s": 6.1, "pg_cpu_s": 2.0, "load_cpu_s": 3.2,
+    {"turns": 3000, "window_s": 15.0, "server_cpu_s": 6.1, "loop_cpu_s": 4.9, "pg_cpu_s": 2.0, "load_cpu_s": 3.2,
      "errors": 0, "latencies_ms": [...], "scrapes": 3}
 
 The figure of record is server CPU per turn (``server_cpu_s / turns`` in microseconds): on a shared 2-core
@@ -22,6 +22,7 @@ LETTER = {"none": "a", "otel": "b", "sieve": "c"}
 TITLE = {"none": "a  no telemetry", "otel": "b  plain OpenTelemetry", "sieve": "c  Sieve"}
 ROW_KEYS = (
     "cpu_us_per_turn",
+    "loop_cpu_us_per_turn",
     "turns_per_s",
     "p50_ms",
     "p99_ms",
@@ -55,8 +56,11 @@ def variant_row(window: Mapping[str, Any]) -> dict[str, Any]:
     per_turn_us = 1e6 / turns if turns else float("nan")
     lat = window.get("latencies_ms") or []
     pg = window.get("pg_cpu_s")
+    loop = window.get("loop_cpu_s")
     row: dict[str, Any] = {
         "cpu_us_per_turn": round(window["server_cpu_s"] * per_turn_us, 1),
+        # The main thread (the event loop) apart from the rest (batch processors, sampler, sink, readers).
+        "loop_cpu_us_per_turn": round(loop * per_turn_us, 1) if loop is not None else None,
         "turns_per_s": round(turns / window["window_s"], 1),
         "p50_ms": round(percentile(lat, 0.50), 2),
         "p99_ms": round(percentile(lat, 0.99), 2),
@@ -109,15 +113,16 @@ def render(summary: Mapping[str, Any]) -> list[str]:
     """The three-way table: medians per variant, then the ratios per round and their median."""
     median = summary["median"]
     lines = [
-        f"{'variant (median of rounds)':28} {'CPU us/turn':>12} {'turns/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'PG us/turn':>11} {'server cores':>13}",
+        f"{'variant (median of rounds)':28} {'CPU us/turn':>12} {'on loop':>8} {'turns/s':>9} {'p50 ms':>8}"
+        f" {'p99 ms':>8} {'PG us/turn':>11} {'server cores':>13}",
     ]
     for v in VARIANTS:
         if v not in median:
             continue
         m = median[v]
         lines.append(
-            f"{TITLE[v]:28} {_fmt(m['cpu_us_per_turn']):>12} {_fmt(m['turns_per_s']):>9}"
+            f"{TITLE[v]:28} {_fmt(m['cpu_us_per_turn']):>12} {_fmt(m['loop_cpu_us_per_turn']):>8}"
+            f" {_fmt(m['turns_per_s']):>9}"
             f" {_fmt(m['p50_ms'], 2):>8} {_fmt(m['p99_ms'], 2):>8} {_fmt(m['pg_cpu_us_per_turn']):>11}"
             f" {_fmt(m['server_cores'], 2):>13}"
         )

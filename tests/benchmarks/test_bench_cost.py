@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from bench.cost_proc import CLK_TCK, cpu_ticks, parse_stat, read_stat, ticks_to_s, tree_cpu_ticks
+from bench.cost_proc import CLK_TCK, cpu_ticks, parse_stat, read_stat, thread_cpu_ticks, ticks_to_s, tree_cpu_ticks
 from bench.cost_report import percentile, ratios, render, summarise, variant_row
 from bench.cost_server import EncodingExporter
 
@@ -57,6 +57,30 @@ def test_own_cpu_matches_the_kernels_other_account() -> None:
     # os.times() and /proc/<pid>/stat count the same time (all threads) in the same ticks.
     assert abs(ticks_to_s(ticks) - (t.user + t.system)) <= 3 / CLK_TCK
     assert ticks > 0
+
+
+def test_a_busy_thread_is_counted_apart_from_the_main_thread() -> None:
+    import threading
+
+    me = os.getpid()
+    main_before = thread_cpu_ticks(me, me)
+    done = threading.Event()
+    tids: list[int] = []
+
+    def work() -> None:
+        tids.append(threading.get_native_id())
+        _burn(0.2)
+        done.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    done.wait()
+    worker_ticks = thread_cpu_ticks(me, tids[0])
+    main_after = thread_cpu_ticks(me, me)
+    worker.join()
+    assert worker_ticks >= 0.15 * CLK_TCK  # the worker's burn is its own...
+    assert main_after - main_before < worker_ticks  # ...not the main thread's, which only waited
+    assert cpu_ticks(me) >= main_after + worker_ticks  # the process counts both
 
 
 def test_tree_cpu_follows_a_child_while_it_lives_and_after_it_is_reaped() -> None:
@@ -119,6 +143,7 @@ def _window(turns: int, server_cpu_s: float, window_s: float = 10.0, **extra: An
         "turns": turns,
         "window_s": window_s,
         "server_cpu_s": server_cpu_s,
+        "loop_cpu_s": extra.pop("loop_cpu_s", server_cpu_s / 2),
         "pg_cpu_s": extra.pop("pg_cpu_s", 1.0),
         "load_cpu_s": 2.0,
         "errors": 0,
@@ -138,6 +163,7 @@ def test_percentile_is_nearest_rank() -> None:
 def test_variant_row_is_cpu_per_turn_in_microseconds() -> None:
     row = variant_row(_window(2000, 3.0, pg_cpu_s=0.5))
     assert row["cpu_us_per_turn"] == 1500.0
+    assert row["loop_cpu_us_per_turn"] == 750.0
     assert row["pg_cpu_us_per_turn"] == 250.0
     assert row["load_cpu_us_per_turn"] == 1000.0
     assert row["turns_per_s"] == 200.0
