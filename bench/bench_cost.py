@@ -18,9 +18,16 @@ in a temporary directory serves all rounds; it is migrated and seeded once.
 
 The figure of record is **server CPU per turn**: user + system time of the server process (all threads, from
 ``/proc/<pid>/stat``) over the measured window, divided by the turns completed in the window, in microseconds.
-Beside it: turns/s, p50 and p99 turn latency seen by the clients, and, for information, Postgres' CPU per turn
-(the postmaster and its backends: Sieve's sink writes into the same server). Per round the ratios c/b and c/a
-of CPU per turn and p99 c/a; the median of each over rounds is the result (see ``bench/cost_report.py``).
+Beside it: turns/s, p50 and p99 turn latency seen by the clients, and, for information, the part of CPU per turn
+spent on the event loop (the server's main thread), Postgres' CPU per turn (the postmaster and its backends:
+Sieve's sink writes into the same server), and the server's CPU per second with no load (timers and background
+threads: a cost per second that CPU per turn spreads over fewer turns when a variant is slower). Per round the
+ratios c/b and c/a of CPU per turn and p99 c/a; the median of each over rounds is the result (``cost_report``).
+
+Read CPU per turn with the machine's load in mind: it is steadier than throughput, not immune. When other work
+competes for the 2 cores every variant's CPU per turn rises, and (c)'s more: its ``slow-lookups`` policy judges
+wall time, so contention makes it keep (and export, and write to the sink) more traces. ``details`` lists, per
+round, the spans exported per turn and what the sampler kept by policy.
 """
 
 from __future__ import annotations
@@ -109,6 +116,7 @@ def one_round(
     label: str,
     warmup_s: float,
     duration_s: float,
+    idle_s: float,
 ) -> dict[str, Any]:
     """Start a server of ``variant``, put the load on it from another process, stop it; the window and stats."""
     server_log = tmp / f"server-{label}.log"
@@ -127,13 +135,18 @@ def one_round(
         load_cmd = [
             *(sys.executable, "-m", "bench.cost_load", "--url", ready["url"], "--settings", settings_json),
             *("--server-pid", str(server.pid), "--warmup-s", str(warmup_s), "--duration-s", str(duration_s)),
+            *("--idle-s", str(idle_s)),
         ]
         if pg_pid:
             load_cmd += ["--pg-pid", str(pg_pid)]
         if ready.get("metrics_url"):
             load_cmd += ["--metrics-url", ready["metrics_url"]]
         load = subprocess.run(
-            load_cmd, cwd=REPO, capture_output=True, text=True, timeout=warmup_s + duration_s + START_TIMEOUT_S
+            load_cmd,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=idle_s + warmup_s + duration_s + START_TIMEOUT_S,
         )
         if load.returncode != 0:
             raise RuntimeError(f"bench cost: load generator for {label} failed:\n{load.stderr[-3000:]}")
@@ -158,6 +171,7 @@ def run(
     rounds = rounds or (1 if quick else 3)
     warmup_s = warmup_s if warmup_s is not None else (3.0 if quick else 5.0)
     duration_s = duration_s if duration_s is not None else (4.0 if quick else 15.0)
+    idle_s = 1.0 if quick else 3.0
     by_round: list[dict[str, dict[str, Any]]] = []
     details: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sieve-bench-cost-") as tmp_name:
@@ -177,7 +191,7 @@ def run(
                     label = f"{r}{LETTER[variant]}"
                     print(f"bench cost: round {r}/{rounds}, {variant} ...", file=sys.stderr, flush=True)
                     reset_database(db.dsn)
-                    out = one_round(variant, settings_json, pg_pid, tmp, label, warmup_s, duration_s)
+                    out = one_round(variant, settings_json, pg_pid, tmp, label, warmup_s, duration_s, idle_s)
                     rows[variant] = variant_row(out["window"])
                     details.append(_detail(label, variant, out))
                     print(f"bench cost:   {_brief(rows[variant])}", file=sys.stderr, flush=True)

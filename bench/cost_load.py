@@ -3,11 +3,13 @@
     python -m bench.cost_load --url ws://127.0.0.1:PORT --settings '{...}' --server-pid PID \
         [--pg-pid PID] [--metrics-url URL] [--warmup-s 5] [--duration-s 15]
 
-Runs the demo's ``LoadGenerator`` (no error burst) without a break for warm-up + measured window + a short tail,
-so connections stay open across the window's edges and the server is in a steady state throughout. At the
-window's start and end it reads the server's CPU time (``/proc/<pid>/stat``, all threads, and its main thread's:
-the event loop), Postgres' (the postmaster's process tree), its own, and the load generator's live counts; the
-differences are the window. Prints one JSON object: the window (see ``bench.cost_report``) and the run's turns.
+First it measures the server's CPU with no load for ``--idle-s`` (its timers and background threads: a cost per
+second, not per turn, that a slower variant spreads over fewer turns). Then it runs the demo's ``LoadGenerator``
+(no error burst) without a break for warm-up + measured window + a short tail, so connections stay open across
+the window's edges and the server is in a steady state throughout. At the window's start and end it reads the
+server's CPU time (``/proc/<pid>/stat``, all threads, and its main thread's: the event loop), Postgres' (the
+postmaster's process tree), its own, and the load generator's live counts; the differences are the window.
+Prints one JSON object: the window (see ``bench.cost_report``) and the run's turns.
 
 With ``--metrics-url`` it scrapes the Prometheus endpoint every ``--scrape-interval-s`` (5 s, as the compose
 stack's Prometheus scrapes the service), from warm-up on: collection is part of what telemetry costs.
@@ -76,10 +78,15 @@ async def measure(
     pg_pid: int | None,
     warmup_s: float,
     duration_s: float,
+    idle_s: float = 3.0,
     metrics_url: str | None = None,
     scrape_interval_s: float = 5.0,
 ) -> dict[str, Any]:
     settings = load_settings(environ={}, **overrides)
+    # Before any load: what the server spends per second on its own (timers, background threads).
+    idle_t0, idle_ticks0 = time.monotonic(), cpu_ticks(server_pid)
+    await asyncio.sleep(idle_s)
+    idle_ticks, idle_elapsed_s = cpu_ticks(server_pid) - idle_ticks0, time.monotonic() - idle_t0
     load = LoadGenerator(url, settings, Provider(settings.provider))  # the server's provider is its own
     running = asyncio.create_task(load.run(warmup_s + duration_s + TAIL_S, burst=False))
     scrapes = [0]
@@ -107,6 +114,8 @@ async def measure(
         "errors": end.errors - start.errors,
         "latencies_ms": [round(s * 1000, 3) for s in latencies],
         "scrapes": scrapes_in_window,
+        "idle_s": idle_elapsed_s,
+        "idle_cpu_s": ticks_to_s(idle_ticks),
         "run_turns": result.turns,
         "run_errors": dict(result.errors),
     }
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrape-interval-s", type=float, default=5.0)
     parser.add_argument("--warmup-s", type=float, default=5.0)
     parser.add_argument("--duration-s", type=float, default=15.0)
+    parser.add_argument("--idle-s", type=float, default=3.0, help="server CPU with no load is measured first")
     args = parser.parse_args(argv)
     window = asyncio.run(
         measure(
@@ -131,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             pg_pid=args.pg_pid,
             warmup_s=args.warmup_s,
             duration_s=args.duration_s,
+            idle_s=args.idle_s,
             metrics_url=args.metrics_url,
             scrape_interval_s=args.scrape_interval_s,
         )

@@ -29,6 +29,7 @@ ROW_KEYS = (
     "pg_cpu_us_per_turn",
     "load_cpu_us_per_turn",
     "server_cores",
+    "idle_cpu_ms_per_s",
 )
 # name -> (numerator variant, denominator variant, row key)
 RATIOS: dict[str, tuple[str, str, str]] = {
@@ -67,6 +68,8 @@ def variant_row(window: Mapping[str, Any]) -> dict[str, Any]:
         "pg_cpu_us_per_turn": round(pg * per_turn_us, 1) if pg is not None else None,
         "load_cpu_us_per_turn": round(window["load_cpu_s"] * per_turn_us, 1),
         "server_cores": round(window["server_cpu_s"] / window["window_s"], 2),
+        # With no load: a cost per second, which CPU per turn spreads over fewer turns when throughput is lower.
+        "idle_cpu_ms_per_s": round(1000 * window["idle_cpu_s"] / window["idle_s"], 1) if window.get("idle_s") else None,
         "turns": turns,
         "window_s": round(window["window_s"], 2),
         "errors": int(window.get("errors", 0)),
@@ -114,7 +117,7 @@ def render(summary: Mapping[str, Any]) -> list[str]:
     median = summary["median"]
     lines = [
         f"{'variant (median of rounds)':28} {'CPU us/turn':>12} {'on loop':>8} {'turns/s':>9} {'p50 ms':>8}"
-        f" {'p99 ms':>8} {'PG us/turn':>11} {'server cores':>13}",
+        f" {'p99 ms':>8} {'PG us/turn':>11} {'server cores':>13} {'idle ms/s':>10}",
     ]
     for v in VARIANTS:
         if v not in median:
@@ -124,7 +127,7 @@ def render(summary: Mapping[str, Any]) -> list[str]:
             f"{TITLE[v]:28} {_fmt(m['cpu_us_per_turn']):>12} {_fmt(m['loop_cpu_us_per_turn']):>8}"
             f" {_fmt(m['turns_per_s']):>9}"
             f" {_fmt(m['p50_ms'], 2):>8} {_fmt(m['p99_ms'], 2):>8} {_fmt(m['pg_cpu_us_per_turn']):>11}"
-            f" {_fmt(m['server_cores'], 2):>13}"
+            f" {_fmt(m['server_cores'], 2):>13} {_fmt(m['idle_cpu_ms_per_s'], 1):>10}"
         )
     names = ("cpu_c_over_b", "cpu_c_over_a", "p99_c_over_a", "tps_c_over_a")
     heads = [f"{LETTER[v]} us/turn" for v in VARIANTS] + ["CPU c/b", "CPU c/a", "p99 c/a", "turns/s c/a"]

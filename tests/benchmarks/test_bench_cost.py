@@ -147,6 +147,8 @@ def _window(turns: int, server_cpu_s: float, window_s: float = 10.0, **extra: An
         "pg_cpu_s": extra.pop("pg_cpu_s", 1.0),
         "load_cpu_s": 2.0,
         "errors": 0,
+        "idle_s": 2.0,
+        "idle_cpu_s": 0.03,
         "latencies_ms": extra.pop("latencies_ms", [1.0] * 98 + [5.0, 9.0]),
         **extra,
     }
@@ -168,6 +170,7 @@ def test_variant_row_is_cpu_per_turn_in_microseconds() -> None:
     assert row["load_cpu_us_per_turn"] == 1000.0
     assert row["turns_per_s"] == 200.0
     assert row["server_cores"] == 0.3
+    assert row["idle_cpu_ms_per_s"] == 15.0
     assert (row["p50_ms"], row["p99_ms"]) == (1.0, 9.0)
     assert variant_row(_window(10, 1.0, pg_cpu_s=None))["pg_cpu_us_per_turn"] is None
     assert math.isnan(variant_row(_window(0, 1.0))["cpu_us_per_turn"])
