@@ -64,20 +64,24 @@ def test_a_busy_thread_is_counted_apart_from_the_main_thread() -> None:
 
     me = os.getpid()
     main_before = thread_cpu_ticks(me, me)
-    done = threading.Event()
+    burned, release = threading.Event(), threading.Event()
     tids: list[int] = []
 
     def work() -> None:
         tids.append(threading.get_native_id())
         _burn(0.2)
-        done.set()
+        burned.set()
+        release.wait()  # alive while its /proc entry is read
 
     worker = threading.Thread(target=work)
     worker.start()
-    done.wait()
-    worker_ticks = thread_cpu_ticks(me, tids[0])
-    main_after = thread_cpu_ticks(me, me)
-    worker.join()
+    try:
+        burned.wait()
+        worker_ticks = thread_cpu_ticks(me, tids[0])
+        main_after = thread_cpu_ticks(me, me)
+    finally:
+        release.set()
+        worker.join()
     assert worker_ticks >= 0.15 * CLK_TCK  # the worker's burn is its own...
     assert main_after - main_before < worker_ticks  # ...not the main thread's, which only waited
     assert cpu_ticks(me) >= main_after + worker_ticks  # the process counts both
