@@ -55,7 +55,7 @@ START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 
 
-def overrides(dsn: str, tmp: Path) -> dict[str, Any]:
+def overrides(dsn: str, tmp: Path, think_time_s: float = 0.0) -> dict[str, Any]:
     """The ``load_settings`` overrides every process of the run uses (the environment is not read)."""
     return {
         "database": {"dsn": dsn},
@@ -64,7 +64,7 @@ def overrides(dsn: str, tmp: Path) -> dict[str, Any]:
         "provider": {"latency_median_s": 0.0, "failure_rate": 0.0, "chunks": 4},
         "demo": {
             "clients": CLIENTS,
-            "think_time_s": 0.0,
+            "think_time_s": think_time_s,
             "heavy_conversations": 0,
             "slow_lookup_share": 0.0,
             "error_burst_share": 0.0,
@@ -167,7 +167,10 @@ def run(
     rounds: int | None = None,
     warmup_s: float | None = None,
     duration_s: float | None = None,
+    think_time_s: float = 0.0,
 ) -> dict[str, Any]:
+    """``think_time_s`` > 0 paces the clients (a mean pause between turns) so that every variant runs below
+    saturation at a similar rate: a check on how much of a ratio comes from the variants' different throughput."""
     rounds = rounds or (1 if quick else 3)
     warmup_s = warmup_s if warmup_s is not None else (3.0 if quick else 5.0)
     duration_s = duration_s if duration_s is not None else (4.0 if quick else 15.0)
@@ -178,7 +181,7 @@ def run(
         tmp = Path(tmp_name)
         db = start_embedded(tmp / "pg")
         try:
-            base = overrides(db.dsn, tmp)
+            base = overrides(db.dsn, tmp, think_time_s)
             settings = load_settings(environ={}, **base)
             migrate(db.dsn)
             seed(db.dsn, settings.demo)
@@ -203,7 +206,9 @@ def run(
     print("\n".join(table), file=sys.stderr, flush=True)
     return {
         "workload": (
-            f"{CLIENTS} clients, provider latency 0, no think time; {rounds} rounds a b c, "
+            f"{CLIENTS} clients, provider latency 0, "
+            + (f"think time {think_time_s:g} s (paced); " if think_time_s else "no think time; ")
+            + f"{rounds} rounds a b c, "
             f"{warmup_s:g} s warm-up + {duration_s:g} s measured each, server and load in separate processes"
         ),
         "figure": "server CPU (utime+stime, all threads, /proc) per turn completed in the measured window, us",
@@ -246,8 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--warmup-s", type=float)
     parser.add_argument("--duration-s", type=float)
+    parser.add_argument("--think-time-s", type=float, default=0.0, help="pace the clients (default 0: CPU-bound)")
     args = parser.parse_args(argv)
-    result = run(args.quick, rounds=args.rounds, warmup_s=args.warmup_s, duration_s=args.duration_s)
+    result = run(
+        args.quick,
+        rounds=args.rounds,
+        warmup_s=args.warmup_s,
+        duration_s=args.duration_s,
+        think_time_s=args.think_time_s,
+    )
     print(json.dumps(result, indent=2))
     return 0
 
