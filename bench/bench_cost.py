@@ -87,10 +87,11 @@ def postmaster_pid(dsn: str) -> int | None:
     """The Postgres server's main process (the parent of our backend), when it runs on this machine."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    try:
-        return read_stat(int(row[0])).ppid if row else None
-    except OSError:  # a server elsewhere: its CPU is not ours to read
-        return None
+        try:  # while the connection is open: its backend ends with it
+            return read_stat(int(row[0])).ppid if row else None
+        except OSError:  # a server elsewhere: its CPU is not ours to read
+            print("bench cost: Postgres runs elsewhere, its CPU is not reported", file=sys.stderr)
+            return None
 
 
 def _tail(path: Path, lines: int = 30) -> str:
