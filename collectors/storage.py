@@ -13,7 +13,7 @@ statements ran. This module adds:
   and pool size by state.
 
 Connections handed out by ``acquire_asyncpg``/``acquire_psycopg`` observe each statement (``_db_proxy``): its
-shape gets a fingerprint (``_statements``) on the operation span and on the driver's statement span; an
+shape gets a fingerprint (``pipeline.sqlshape``) on the operation span and on the driver's statement span; an
 operation slower than its threshold is marked ``sieve.db.slow`` (the tail sampler keeps its trace), and a read
 statement slower than its threshold is explained off the hot path (``_explain``), the plan joining the trace.
 
@@ -39,14 +39,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from collectors._db_proxy import AsyncpgConnection, PsycopgConnection
 from collectors._explain import ExplainOptions, PlanCapturer, PlanRequest
-from collectors._statements import StatementInfo, statement_info
 from pipeline.names import DURATION_BUCKETS_S
 from pipeline.names import storage as n
+from pipeline.sqlshape import StatementInfo, statement_info
 
 __all__ = ["ExplainOptions", "Operation", "StorageTelemetry", "instrument_drivers", "uninstrument_drivers"]
 
 _SCOPE = "sieve.collectors.storage"
 _SYSTEM = "postgresql"
+_QUERY_TEXT = "db.query.text"  # stable database semantic conventions
+_STATEMENT_OLD = "db.statement"  # what the contrib instrumentations write by default
 
 
 def _counter(spec: Any) -> dict[str, str]:
@@ -111,14 +113,24 @@ class _StatementStamper(SpanProcessor):
 
     The contrib instrumentations create that span inside the driver call, where nothing of Sieve's runs; the
     proxy sets ``_statement`` around the call and this processor reads it in ``on_start``, which runs in the
-    same task, so the value is the right one even with many statements in flight.
+    same task, so the value is the right one even with many statements in flight. Outside a proxy (a service
+    instrumented by ``opentelemetry-instrument`` alone) the statement text the driver span carries is read
+    instead; both are cached per statement text.
     """
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if span.kind is not SpanKind.CLIENT:
+            return
         info = _statement.get()
-        if info is not None and span.kind is SpanKind.CLIENT:
-            span.set_attribute(n.FINGERPRINT, info.fingerprint)
-            span.set_attribute(n.QUERY_SUMMARY, info.summary)
+        if info is None:
+            attributes = span.attributes or {}
+            text = attributes.get(_QUERY_TEXT) or attributes.get(_STATEMENT_OLD)
+            if not isinstance(text, str) or n.FINGERPRINT in attributes:
+                return
+            # psycopg's spans show %s placeholders; asyncpg's $n. Postgres' parser needs $n.
+            info = statement_info(text, pyformat="%" in text)
+        span.set_attribute(n.FINGERPRINT, info.fingerprint)
+        span.set_attribute(n.QUERY_SUMMARY, info.summary)
 
 
 @dataclass

@@ -58,13 +58,23 @@ def start_embedded(data_dir: Path, connect_timeout_s: float = 5.0) -> Database:
         import pgserver  # imported lazily: a DSN user never pays for it
 
     data_dir = data_dir.expanduser().resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the embedded Postgres' directory {data_dir.parent} (database.data_dir, env "
+            f"SIEVE_DATABASE__DATA_DIR): {(exc.strerror or str(exc)).lower()}"
+        ) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = pgserver.get_server(data_dir, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises plain exceptions with the server log in the message
-        raise DatabaseError(f"the embedded Postgres under {data_dir} did not start: {exc}") from exc
+        log.debug("embedded Postgres failed to start", exc_info=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseError(
+            f"the embedded Postgres under {data_dir} did not start (database.data_dir): {first[:200]}"
+        ) from exc
     dsn = server.get_uri()
     check_reachable(dsn, connect_timeout_s)
     log.info("embedded Postgres ready at %s", dsn)
@@ -76,7 +86,12 @@ def check_reachable(dsn: str, connect_timeout_s: float) -> None:
         with psycopg.connect(dsn, connect_timeout=max(1, int(connect_timeout_s)), autocommit=True) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot reach Postgres at {redact_dsn(dsn)}: {exc}") from exc
+        # libpq's message spans lines (one per address tried, then hints); the first names the cause.
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        cause = lines[0] if lines else type(exc).__name__
+        raise DatabaseError(
+            f"cannot reach Postgres at {redact_dsn(dsn)} (database.dsn, env SIEVE_PG_DSN or --dsn): {cause[:300]}"
+        ) from exc
 
 
 def redact_dsn(dsn: str) -> str:

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from psycopg_pool import AsyncConnectionPool
 
-from collectors._statements import statement_info
 from collectors.storage import ExplainOptions, StorageTelemetry, instrument_drivers, uninstrument_drivers
+from pipeline.sqlshape import statement_info
 
 pytestmark = pytest.mark.postgres
 

@@ -29,6 +29,7 @@ from collectors.websocket import Message, WebSocketInstrumentation
 from pipeline.config import ServiceSettings
 from pipeline.demo.provider import Provider, ProviderError
 from pipeline.demo.store import NewMessage, Store
+from pipeline.errors import ListenError
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,18 @@ class DemoService:
         self._server: Server | None = None
 
     async def start(self) -> DemoService:
-        self._server = await serve(
-            self.handle,
-            self.settings.host,
-            self.settings.port,
-            # The library's own limit sits above ours so an oversized message is answered, not a dropped socket.
-            max_size=self.settings.max_message_bytes * 4,
-            **self.ws.serve_kwargs(),
-        )
+        try:
+            self._server = await serve(
+                self.handle,
+                self.settings.host,
+                self.settings.port,
+                # The library's own limit sits above ours so an oversized message is answered, not a dropped socket.
+                max_size=self.settings.max_message_bytes * 4,
+                **self.ws.serve_kwargs(),
+            )
+        except OSError as exc:
+            setting = "service.port, env SIEVE_SERVICE__PORT or --port"
+            raise ListenError(self.settings.host, self.settings.port, setting, exc) from None
         return self
 
     @property

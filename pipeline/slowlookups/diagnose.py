@@ -25,7 +25,7 @@ from pglast.stream import maybe_double_quote_name
 
 from pipeline.slowlookups.model import DiagnosedGroup, Finding, LookupGroup, Report
 from pipeline.slowlookups.plan import IndexPattern, is_analyzed, key_nodes, plan_root, sorts_over_scans
-from pipeline.slowlookups.statement import SelectShape, SortColumn, TableUse, is_read_only_select, select_shape
+from pipeline.sqlshape import SelectShape, SortColumn, TableUse, is_read_only_select, select_shape
 
 # Half of the slow calls' time spent queueing for a connection: the pool, not the database, sets the latency.
 POOL_SATURATION_SHARE = 0.5
