@@ -121,7 +121,7 @@ END
 $$;
 
 -- Element shapes of the insert functions' batch arrays: the keys of a JSON element are these attribute names.
--- A column added to a table gets its attribute here too (ALTER TYPE ... ADD ATTRIBUTE, in the same migration).
+-- A column added to a table later is added to its type by the same migration (ALTER TYPE ... ADD ATTRIBUTE).
 CREATE TYPE monitoring.point_in AS (
     ts timestamptz, start_ts timestamptz, name text, kind text, unit text, temporality text,
     service text, instance text, scope text, attributes jsonb,
