@@ -1,4 +1,4 @@
-"""Reading slow lookups from the Postgres sink (``monitoring.get_slow_lookup_groups``, sql/0105)."""
+"""Reading slow lookups from the Postgres sink (``monitoring.get_slow_lookup_groups``, sql/functions/)."""
 
 from __future__ import annotations
 
