@@ -102,7 +102,9 @@ def read_envelope(
 
 def _text(value: object, limit: int = _MAX_ATTR_CHARS) -> str | None:
     if isinstance(value, str) and value:
-        return value[:limit]
+        # JSON may carry lone surrogates ("\ud800"); an exporter's UTF-8 encoding would refuse the whole batch.
+        text = value[:limit]
+        return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)[:limit]
     return None

@@ -77,9 +77,12 @@ def _defaults(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        # The console shows this level whatever the root logger's level becomes (the log bridge lowers it to
+        # collect library records for the pipeline).
+        handler.setLevel(level)
     try:
         settings = load_settings(args.config, defaults=_defaults(args), **_overrides(args))
         return _run(args, settings)
@@ -121,7 +124,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "demo":
         from pipeline.demo.run import run_demo
 
-        asyncio.run(run_demo(settings, serve=args.serve))
+        try:
+            asyncio.run(run_demo(settings, serve=args.serve))
+        except asyncio.CancelledError:  # SIGTERM: the demo stopped cleanly, as a SIGTERM'd process exits
+            return 143
         return 0
     if command == "slow-lookups":
         return _slow_lookups(args, settings)

@@ -6,7 +6,9 @@ The embedded server listens on a Unix socket only (no TCP port to collide with) 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,7 @@ def start_embedded(data_dir: Path, connect_timeout_s: float = 5.0) -> Database:
             f"cannot create the embedded Postgres' directory {data_dir.parent} (database.data_dir, env "
             f"SIEVE_DATABASE__DATA_DIR): {(exc.strerror or str(exc)).lower()}"
         ) from None
+    forget_dead_handles(data_dir)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -79,6 +82,39 @@ def start_embedded(data_dir: Path, connect_timeout_s: float = 5.0) -> Database:
     check_reachable(dsn, connect_timeout_s)
     log.info("embedded Postgres ready at %s", dsn)
     return Database(dsn=dsn, embedded=True, data_dir=data_dir, _server=server)
+
+
+HANDLES_FILE = ".handle_pids.json"  # pgserver's list of processes holding the server; the last one stops it
+
+
+def forget_dead_handles(data_dir: Path) -> list[int]:
+    """Drop the pids of processes that died holding the embedded server (SIGKILL, a crash, an old SIGTERM).
+
+    pgserver stops the server when its last holder exits; a dead holder left in its list keeps the server
+    running after every later clean run. Returns the pids forgotten.
+    """
+    from pgserver.postgres_server import PostgresServer
+
+    path = data_dir / HANDLES_FILE
+    with PostgresServer._lock:  # the lock pgserver itself takes around the list
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+        alive = [p for p in pids if _alive(p)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+    return [p for p in pids if p not in alive]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def check_reachable(dsn: str, connect_timeout_s: float) -> None:

@@ -19,6 +19,10 @@ class ServiceSettings(Section):
     max_message_bytes: int = Field(1 << 20, ge=1024)
     history_page_size: int = Field(5, ge=1, le=1000)
     progress_interval_s: float = Field(5.0, gt=0)
+    # A storage call (pool wait included) that takes longer fails the turn with storage_unavailable: a database
+    # that hangs must not leave clients waiting for their own timeouts.
+    storage_timeout_s: float = Field(5.0, gt=0)
+    turn_timeout_s: float = Field(60.0, gt=0)  # the whole turn, provider stream included
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(8, ge=1)
     # asyncpg closes connections idle this long; the next lookup then pays connection set-up. Short by default

@@ -89,9 +89,13 @@ class LoadGenerator:
             for i in range(demo.clients)
         ]
         ticker = asyncio.create_task(self._tick(deadline))
-        await asyncio.gather(*clients, return_exceptions=True)
-        ticker.cancel()
-        self.provider.failure_rate = self.settings.provider.failure_rate
+        try:
+            await asyncio.gather(*clients, return_exceptions=True)
+        finally:  # cancelled (Ctrl-C, SIGTERM): no client or ticker outlives the run
+            ticker.cancel()
+            for client in clients:
+                client.cancel()
+            self.provider.failure_rate = self.settings.provider.failure_rate
         self.result.duration_s = time.monotonic() - self.result.started_at
         return self.result
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import random
+import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +29,10 @@ from pipeline.demo.store import Store
 from pipeline.errors import ListenError, SieveError
 from pipeline.migrate import migrate
 from pipeline.root import Sieve, noop, setup
+
+log = logging.getLogger(__name__)
+DEMO_LOG_MAX_BYTES = 20 * 1024 * 1024
+DEMO_LOG_BACKUPS = 3
 
 
 @dataclass
@@ -44,10 +52,19 @@ class DemoStack:
         return self.sieve.telemetry
 
     async def close(self) -> None:
-        await self.service.stop()
-        await self.store.close()
-        await self.sieve.aclose()  # decides held traces, so held log records follow them
-        self.database.close()
+        async def database() -> None:
+            self.database.close()  # the embedded Postgres stops with its last holder
+
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("service", self.service.stop),
+            ("store", self.store.close),
+            ("pipeline", self.sieve.aclose),  # decides held traces, so held log records follow them
+            ("database", database),
+        ]
+        for name, step in steps:
+            t0 = time.perf_counter()
+            await step()
+            log.debug("demo stop: %s in %.0f ms", name, (time.perf_counter() - t0) * 1000)
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -115,7 +132,9 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
 
     logger.remove()  # loguru's default stderr sink would print over the progress line
     log_file = settings.demo.report_path.parent / "demo.log"
-    logger.add(log_file, level="DEBUG")
+    # Size-bounded: a --serve run or many runs never fill the disk (the current file and three rotated ones).
+    logger.add(log_file, level="DEBUG", rotation=DEMO_LOG_MAX_BYTES, retention=DEMO_LOG_BACKUPS, enqueue=False)
+    _stop_on_sigterm()
     stack = await start_stack(settings, install_globals=True)
     telemetry = stack.telemetry
     assert telemetry is not None
@@ -146,6 +165,16 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
     finally:
         progress.cancel()
         await stack.close()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (docker stop, systemd, Kubernetes) stops the demo as Ctrl-C does: the main task is cancelled and
+    every ``finally`` runs: held traces decided, the last metric collection written, Postgres stopped."""
+    task = asyncio.current_task()
+    if task is None:
+        return
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals here (a thread, Windows)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
