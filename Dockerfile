@@ -42,9 +42,7 @@ EXPOSE 8079 9464
 # error status or a refused connection raises and exits non-zero. The start period covers migrations and seeding.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/readyz', timeout=3)"]
-# `docker stop` sends SIGTERM by default: Python has no handler for it, and as PID 1 it would be ignored until the
-# grace period ends in SIGKILL. SIGINT takes sieve's Ctrl-C path: the service closes, the exporters flush, the
-# embedded Postgres (if any) stops.
-STOPSIGNAL SIGINT
+# `docker stop` sends SIGTERM: sieve handles it as Ctrl-C (the service closes, held traces are decided, the
+# exporters and the sink flush, the embedded Postgres stops) and exits 143, even as PID 1.
 ENTRYPOINT ["sieve"]
 CMD ["demo", "--serve"]

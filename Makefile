@@ -30,8 +30,8 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check pipeline collectors tests bench dashboards
-	$(BIN)/ruff format --check pipeline collectors tests bench dashboards
+	$(BIN)/ruff check pipeline collectors tests bench dashboards examples
+	$(BIN)/ruff format --check pipeline collectors tests bench dashboards examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
