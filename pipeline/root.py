@@ -145,6 +145,7 @@ def _with_collectors(settings: Settings, telemetry: Telemetry, dsn: str | None) 
         meter_provider,
         slow_threshold_ms=storage_settings.slow_threshold_ms,
         slow_thresholds_ms=storage_settings.slow_thresholds_ms,
+        statement_spans=storage_settings.statement_spans,
         explain=ExplainOptions(
             dsn=to_url(dsn),
             analyze=explain.analyze,

@@ -207,6 +207,9 @@ class StorageSettings(Section):
     # Turn on the contrib asyncpg and psycopg instrumentations (statement spans). Parameters stay off.
     instrument_drivers: bool = True
     capture_parameters: bool = False
+    # Inside a repository operation its span is the database call's one span (fingerprint, statement, timings);
+    # true keeps the drivers' per-statement spans under it as well (one more span per statement).
+    statement_spans: bool = False
     # An operation at least this slow is marked sieve.db.slow (its trace is kept, `sieve slow-lookups` lists
     # it); a read statement at least this slow on its own gets a plan. Interactive lookups should take a few ms.
     slow_threshold_ms: float = Field(20.0, gt=0)

@@ -27,6 +27,7 @@ FINGERPRINT = "sieve.db.fingerprint"
 STATEMENT = "sieve.db.statement"  # normalised text of the operation's slowest statement
 QUERY_SUMMARY = "db.query.summary"  # semconv: "SELECT public.messages"
 STATEMENTS = "sieve.db.statements"  # statements the operation ran
+REPEATS = "sieve.db.repeats"  # the most times one statement shape ran in the operation (set when above 1)
 SLOW = "sieve.db.slow"  # the operation took longer than its slow threshold (the sampler keeps its trace)
 CONNECTS = "sieve.db.connects"  # connections the operation had to open
 # ... re-opening a connection the pool had closed for idling (the pool was no bigger than it had been before)
