@@ -40,6 +40,10 @@ class FakeStore:
             self.rows[signal].extend(new)
             return len(new)
 
+    def ping(self) -> None:
+        if self.down:
+            raise psycopg_pool.PoolTimeout("down")
+
     def maintain(self, retention_days: int, days_ahead: int) -> tuple[int, int]:
         if self.down:
             raise psycopg_pool.PoolTimeout("down")
@@ -104,8 +108,10 @@ def test_an_outage_spools_opens_the_breaker_and_replays_in_order(tmp_path: Path,
             time.sleep(0.05)
         wait_for(lambda: sink.health()["breaker"] == "open")
         assert sink.flush(0.5) is False  # breaker open: returns at once, rows are in the spool
+        # Rows wait in the spool with no successful write for a few flush intervals: not ready.
+        wait_for(lambda: sink.health()["stalled"])
         health = sink.health()
-        assert health["ready"] and health["status"] == "degraded" and health["spool_bytes"] > 0
+        assert not health["ready"] and health["status"] == "degraded" and health["spool_bytes"] > 0
         store.down = False
         sink.enqueue("events", rows(60, 10))  # arrives while the spool still holds older rows
         wait_for(lambda: sink.flush(0.5), timeout_s=10)
@@ -113,7 +119,8 @@ def test_an_outage_spools_opens_the_breaker_and_replays_in_order(tmp_path: Path,
         stats = sink.stats()
         assert stats["breaker"].get("open", 0) >= 1 and stats["breaker"].get("closed", 0) >= 1
         assert stats["spooled"]["events"] >= 50 and stats["dropped"] == {}
-        assert sink.health()["status"] == "ok"
+        health = sink.health()
+        assert health["status"] == "ok" and health["ready"] and not health["stalled"]
     finally:
         sink.shutdown(5)
 
