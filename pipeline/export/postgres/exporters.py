@@ -74,9 +74,9 @@ class PostgresMetricExporter(MetricExporter):
         if failed:
             self._sink.count_dropped("points", "unencodable", failed)
         if not rows:
-            return MetricExportResult.SUCCESS
+            return MetricExportResult.FAILURE if failed else MetricExportResult.SUCCESS
         accepted = self._sink.enqueue("points", rows)
-        return MetricExportResult.SUCCESS if accepted == len(rows) else MetricExportResult.FAILURE
+        return MetricExportResult.SUCCESS if accepted == len(rows) and not failed else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._sink.flush(timeout_millis / 1000)
@@ -108,7 +108,7 @@ class PostgresSpanExporter(SpanExporter):
         if failed:
             self._sink.count_dropped("spans", "unencodable", failed)
         if not rows:
-            return SpanExportResult.SUCCESS
+            return SpanExportResult.FAILURE if failed else SpanExportResult.SUCCESS
         accepted = self._sink.enqueue("spans", rows)
         return SpanExportResult.SUCCESS if accepted == len(rows) and not failed else SpanExportResult.FAILURE
 
