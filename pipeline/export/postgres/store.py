@@ -176,7 +176,10 @@ class Store:
                 yield conn
         except psycopg_pool.PoolTimeout as exc:
             if self._watchdog.fired > fired:
-                raise DeadlineExceeded(f"no live connection within {self._checkout_timeout_s:g} s: {exc}") from exc
+                raise DeadlineExceeded(
+                    f"no live connection within {self._checkout_timeout_s:g} s: the connection check missed its"
+                    " client-side deadline"
+                ) from exc
             raise
 
     @property
