@@ -13,8 +13,14 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
-from tests.conftest import RestartablePostgres
+
+class Server(Protocol):
+    """A test-owned Postgres (``freezable_pg``, ``restartable_pg``): its data directory is all a freeze needs."""
+
+    @property
+    def data_dir(self) -> Path: ...
 
 
 def postmaster_pid(data_dir: Path) -> int:
@@ -53,7 +59,7 @@ class Frozen:
                 os.kill(pid, signal.SIGCONT)
 
 
-def freeze(pg: RestartablePostgres) -> Frozen:
+def freeze(pg: Server) -> Frozen:
     """SIGSTOP the postmaster, then every child of it."""
     master = postmaster_pid(pg.data_dir)
     os.kill(master, signal.SIGSTOP)
@@ -71,7 +77,7 @@ def freeze(pg: RestartablePostgres) -> Frozen:
 
 
 @contextlib.contextmanager
-def frozen(pg: RestartablePostgres) -> Iterator[Frozen]:
+def frozen(pg: Server) -> Iterator[Frozen]:
     """Frozen for the block (or until ``thaw()``); always thawed on the way out, so the fixture can stop it."""
     state = freeze(pg)
     try:

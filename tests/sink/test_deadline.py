@@ -17,25 +17,23 @@ import pytest
 from pipeline.export.postgres.deadline import DeadlineExceeded, Watchdog
 from pipeline.export.postgres.encode import event_row
 from pipeline.export.postgres.store import Failure, Store, classify, connection_kwargs
-from pipeline.migrate import migrate
-from tests.conftest import RestartablePostgres
 
-from .conftest import fast_settings
+from .conftest import FreezablePostgres, fast_settings
 from .freeze import children, frozen, postmaster_pid
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(60)]
 
 
-def test_a_call_on_a_frozen_server_is_cut_at_its_deadline(restartable_pg: RestartablePostgres) -> None:
+def test_a_call_on_a_frozen_server_is_cut_at_its_deadline(freezable_pg: FreezablePostgres, freezable_dsn: str) -> None:
     watchdog = Watchdog()
-    conn = psycopg.connect(restartable_pg.dsn, autocommit=True)
+    conn = psycopg.connect(freezable_dsn, autocommit=True)
     try:
         with watchdog.deadline(conn, 5.0, "a quick query"):
             assert conn.execute("SELECT 1").fetchone() == (1,)
         assert watchdog.fired == 0 and not conn.closed  # a call in time is untouched
 
-        master = postmaster_pid(restartable_pg.data_dir)
-        with frozen(restartable_pg) as state:
+        master = postmaster_pid(freezable_pg.data_dir)
+        with frozen(freezable_pg) as state:
             assert master in state.pids and set(children(master)) <= set(state.pids)
             with (
                 pytest.raises(DeadlineExceeded, match="a query on a frozen server") as caught,
@@ -50,14 +48,15 @@ def test_a_call_on_a_frozen_server_is_cut_at_its_deadline(restartable_pg: Restar
         watchdog.close()
 
 
-def test_the_store_fails_within_its_deadlines_and_recovers(restartable_pg: RestartablePostgres, tmp_path: Path) -> None:
-    migrate(restartable_pg.dsn)
+def test_the_store_fails_within_its_deadlines_and_recovers(
+    freezable_pg: FreezablePostgres, freezable_dsn: str, tmp_path: Path
+) -> None:
     settings = fast_settings(tmp_path, write_timeout_s=0.5, probe_timeout_s=0.5)
-    store = Store(restartable_pg.dsn, settings)
+    store = Store(freezable_dsn, settings)
     row = event_row("deadline", {"n": 1}, time.time_ns())
     try:
         assert store.write("events", [row]) == 1
-        with frozen(restartable_pg):
+        with frozen(freezable_pg):
             errors: list[BaseException] = []
 
             def call(fn) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +87,7 @@ def test_the_store_fails_within_its_deadlines_and_recovers(restartable_pg: Resta
                 assert classify(exc) is not Failure.REJECTED and time.monotonic() < hang_guard, exc
                 time.sleep(0.1)
         store.ping()
-        with psycopg.connect(restartable_pg.dsn) as conn:
+        with psycopg.connect(freezable_dsn) as conn:
             assert conn.execute("SELECT count(*) FROM monitoring.events").fetchone() == (1,)
     finally:
         store.close(5)

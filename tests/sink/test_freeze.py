@@ -27,10 +27,8 @@ import psycopg
 import pytest
 
 from pipeline.export.postgres import PostgresSink
-from pipeline.migrate import migrate
-from tests.conftest import RestartablePostgres
 
-from .conftest import fast_settings
+from .conftest import FreezablePostgres, fast_settings
 from .freeze import frozen
 from .freeze_child import SETTINGS
 
@@ -73,16 +71,15 @@ def events(status: dict[str, Any], key: str) -> int:
 
 
 def test_freeze_under_load_then_kill_9_loses_at_most_one_batch(
-    restartable_pg: RestartablePostgres, tmp_path: Path
+    freezable_pg: FreezablePostgres, freezable_dsn: str, tmp_path: Path
 ) -> None:
-    pg = restartable_pg
-    migrate(pg.dsn)
+    pg, dsn = freezable_pg, freezable_dsn
     spool_dir, emitted_file, status_file = tmp_path / "spool", tmp_path / "emitted", tmp_path / "status"
     child = subprocess.Popen(
         [
             sys.executable,
             str(Path(__file__).with_name("freeze_child.py")),
-            pg.dsn,
+            dsn,
             *map(str, (spool_dir, emitted_file, status_file)),
         ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -116,7 +113,7 @@ def test_freeze_under_load_then_kill_9_loses_at_most_one_batch(
             child.wait(10)
 
     record = emitted(emitted_file)
-    sink = PostgresSink(pg.dsn, fast_settings(spool_dir))  # the restart: replays what the child left
+    sink = PostgresSink(dsn, fast_settings(spool_dir))  # the restart: replays what the child left
     try:
         hang_guard = time.monotonic() + 30
         while not sink.flush(1.0):
@@ -125,7 +122,7 @@ def test_freeze_under_load_then_kill_9_loses_at_most_one_batch(
     finally:
         sink.shutdown(5)
 
-    with psycopg.connect(pg.dsn) as conn:
+    with psycopg.connect(dsn) as conn:
         stored = [r[0] for r in conn.execute("SELECT (data->>'i')::int FROM monitoring.events WHERE type = 'freeze'")]
     accepted = {i for i, ok in record.items() if ok}
     refused = len(record) - len(accepted)

@@ -27,10 +27,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from pipeline.export.postgres import PostgresSink
-from pipeline.migrate import migrate
-from tests.conftest import RestartablePostgres
 
-from .conftest import fast_settings
+from .conftest import FreezablePostgres, fast_settings
 from .freeze import frozen
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(120)]
@@ -66,14 +64,18 @@ class Emitter(threading.Thread):
 
 
 def test_poisoned_strings_while_spooling_lose_nothing_and_replay_starts_at_the_first_probe(
-    restartable_pg: RestartablePostgres, tmp_path: Path
+    freezable_pg: FreezablePostgres, freezable_dsn: str, tmp_path: Path
 ) -> None:
-    pg = restartable_pg
-    migrate(pg.dsn)
+    pg, dsn = freezable_pg, freezable_dsn
     settings = fast_settings(
-        tmp_path / "spool", write_timeout_s=1.0, statement_timeout_s=0.8, probe_timeout_s=0.5, breaker_reset_s=0.2
+        tmp_path / "spool",
+        write_timeout_s=1.0,
+        statement_timeout_s=0.8,
+        probe_timeout_s=0.5,
+        breaker_reset_s=0.25,
+        breaker_reset_max_s=0.5,  # the ceiling after one failed probe
     )
-    sink = PostgresSink(pg.dsn, settings)
+    sink = PostgresSink(dsn, settings)
     resource = Resource({"service.name": "poison"})
     meters = MeterProvider(
         metric_readers=[PeriodicExportingMetricReader(sink.metric_exporter(), export_interval_millis=100)],
@@ -131,7 +133,7 @@ def test_poisoned_strings_while_spooling_lose_nothing_and_replay_starts_at_the_f
     assert stats["dropped"] == {}, stats["dropped"]  # 0 lost: collateral or not
     assert stats["repaired"].get("spans", 0) >= 1 and stats["repaired"].get("events", 0) >= 1
     assert stats["repaired"].get("points", 0) >= 1
-    with psycopg.connect(pg.dsn) as conn:
+    with psycopg.connect(dsn) as conn:
         spans = conn.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM monitoring.spans").fetchone()
         assert spans == (emitter.spans + 1, emitter.spans + 1)
         name, attrs, message = conn.execute(

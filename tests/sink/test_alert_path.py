@@ -2,13 +2,15 @@
 project's routing) -> a webhook receiver in this test. A frozen database (every Postgres process SIGSTOPped)
 makes SieveSinkBreakerOpen fire and reach the webhook; after the thaw it resolves, and that reaches it too.
 
-Real parts throughout: a sink writing to a Postgres of the test's own under a steady load, its self-metrics
-served by Sieve's ``TelemetryServer`` through OpenTelemetry's Prometheus reader, Debian's ``prometheus`` and
-``prometheus-alertmanager`` binaries. What is shortened, so that the test takes seconds and not minutes:
+Real parts throughout: a sink writing under a steady load to a Postgres the test may freeze (``freezable_pg``),
+its self-metrics served by Sieve's ``TelemetryServer`` through OpenTelemetry's Prometheus reader, Debian's
+``prometheus`` and ``prometheus-alertmanager`` binaries (``tests/alerting/servers.py``). What is shortened, so
+that the test takes seconds and not minutes:
 
-* the rule's ``for:`` (3 m) and the routes' waits (``group_wait`` 30 s, ``group_interval`` 5 m) become 1 s in
-  test-only copies; the alert's expression, labels and annotations are read from dashboards/alerts/sieve.rules.yml
-  and the routing tree from dashboards/alertmanager/alertmanager.yml, as they are;
+* the rule's ``for:`` (3 m) and the routes' waits (``group_wait`` 30 s, ``group_interval`` 5 m) become 500 ms in
+  test-only copies, and Prometheus scrapes and evaluates every 500 ms; the alert's expression, labels and
+  annotations are read from dashboards/alerts/sieve.rules.yml and the routing tree from
+  dashboards/alertmanager/alertmanager.yml, as they are;
 * the expression looks back 2 minutes (``min_over_time(...[2m]) >= 1``: never closed for 2 minutes). Once
   Prometheus has seen the breaker leave ``closed``, the test deletes the earlier, healthy samples through
   Prometheus' admin API, which is what 2 minutes of waiting would do to the window. Until then the test checks
@@ -33,14 +35,12 @@ from prometheus_client import CollectorRegistry
 from pipeline.export.postgres import PostgresSink
 from pipeline.health import ComponentState, Readiness
 from pipeline.http import TelemetryServer
-from pipeline.migrate import migrate
+from tests.alerting.servers import Process, Webhook, alertmanager, alertmanager_binary, http, prometheus
 from tests.alerts.rules import load_rules
 from tests.alerts.tools import REPO, require_tool
-from tests.conftest import RestartablePostgres
-from tests.sink.conftest import fast_settings
-from tests.sink.freeze import frozen
 
-from .servers import Process, Webhook, alertmanager, alertmanager_binary, http, prometheus
+from .conftest import FreezablePostgres, fast_settings
+from .freeze import frozen
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -52,7 +52,7 @@ HANG_GUARD_S = 60
 def rules_for_the_test(path: Path) -> Path:
     """A rule file with the real alert, only its ``for:`` shortened."""
     (rule,) = [r for r in load_rules() if r.name == ALERT]
-    copy = {**rule.raw, "for": "1s"}
+    copy = {**rule.raw, "for": "500ms"}
     assert copy["expr"] == rule.expr  # the real expression, as read from the rule file
     path.write_text(yaml.safe_dump({"groups": [{"name": "alert-path", "rules": [copy]}]}))
     return path
@@ -62,7 +62,7 @@ def alertmanager_config_for_the_test(webhook_url: str) -> dict[str, Any]:
     """The project's routing tree with short waits, every receiver delivering to the test's webhook."""
     config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
     for route in [config["route"], *config["route"].get("routes", [])]:
-        route["group_wait"] = route["group_interval"] = "1s"
+        route["group_wait"] = route["group_interval"] = "500ms"
     for receiver in config["receivers"]:
         receiver["webhook_configs"] = [{"url": f"{webhook_url}/{receiver['name']}", "send_resolved": True}]
     return config
@@ -103,18 +103,15 @@ def binaries() -> None:
 
 
 @pytest.fixture
-def sieve(
-    binaries: None, restartable_pg: RestartablePostgres, tmp_path: Path
-) -> Iterator[tuple[PostgresSink, TelemetryServer]]:
+def sieve(binaries: None, freezable_dsn: str, tmp_path: Path) -> Iterator[tuple[PostgresSink, TelemetryServer]]:
     """A sink with its self-metrics on Sieve's /metrics endpoint and its health on /readyz."""
-    migrate(restartable_pg.dsn)
     registry = CollectorRegistry(auto_describe=True)
     meters = MeterProvider(
         metric_readers=[PrometheusMetricReader(registry=registry)],  # type: ignore[call-arg]
         resource=Resource({"service.name": "alert-path"}),
     )
     settings = fast_settings(tmp_path / "spool", write_timeout_s=1.0, statement_timeout_s=0.8, probe_timeout_s=0.5)
-    sink = PostgresSink(restartable_pg.dsn, settings, meter_provider=meters)
+    sink = PostgresSink(freezable_dsn, settings, meter_provider=meters)
     readiness = Readiness()
     readiness.register("postgres_sink", lambda: ComponentState(bool(sink.health()["ready"]), sink.health()))
     server = TelemetryServer("127.0.0.1", 0, registry, readiness).start()
@@ -131,12 +128,12 @@ def sieve(
 
 
 def test_a_frozen_database_fires_the_breaker_alert_at_the_webhook_and_it_resolves(
-    sieve: tuple[PostgresSink, TelemetryServer], restartable_pg: RestartablePostgres, tmp_path: Path
+    sieve: tuple[PostgresSink, TelemetryServer], freezable_pg: FreezablePostgres, tmp_path: Path
 ) -> None:
     sink, server = sieve
     with Webhook() as webhook, alertmanager(tmp_path, alertmanager_config_for_the_test(webhook.url)) as am:
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
             "rule_files": [str(rules_for_the_test(tmp_path / "rules.yml"))],
             "scrape_configs": [{"job_name": "sieve", "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}]}],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.url.removeprefix("http://")]}]}]},
@@ -158,7 +155,7 @@ def test_a_frozen_database_fires_the_breaker_alert_at_the_webhook_and_it_resolve
             assert http(f"{server.url}/readyz")[0] == 200
             wait_until(lambda: alert_state() == "inactive", "the rule evaluated", prom)
 
-            with frozen(restartable_pg):
+            with frozen(freezable_pg):
                 # The sink notices: breaker open, not ready on Sieve's own /readyz.
                 # (Not ready comes first: the write under way stalls before its deadline opens the breaker.)
                 wait_until(lambda: http(f"{server.url}/readyz")[0] == 503, "/readyz says not ready", prom)
