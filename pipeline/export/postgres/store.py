@@ -102,6 +102,8 @@ def connection_kwargs(dsn: str, settings: SinkSettings) -> dict[str, Any]:
         "keepalives_count": 3,
         "tcp_user_timeout": max(1, math.ceil(settings.write_timeout_s * 1000)),  # milliseconds
     }
+    if psycopg.pq.version() < 120000:  # tcp_user_timeout is new in libpq 12; an older one refuses to connect
+        del liveness["tcp_user_timeout"]
     kwargs: dict[str, Any] = {k: v for k, v in liveness.items() if k not in given}
     # Each insert call is its own transaction: a batch commits whole or not at all.
     kwargs["autocommit"] = True
