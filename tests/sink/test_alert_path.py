@@ -107,7 +107,7 @@ def sieve(binaries: None, freezable_dsn: str, tmp_path: Path) -> Iterator[tuple[
     """A sink with its self-metrics on Sieve's /metrics endpoint and its health on /readyz."""
     registry = CollectorRegistry(auto_describe=True)
     meters = MeterProvider(
-        metric_readers=[PrometheusMetricReader(registry=registry)],  # type: ignore[call-arg]
+        metric_readers=[PrometheusMetricReader(registry=registry)],
         resource=Resource({"service.name": "alert-path"}),
     )
     settings = fast_settings(tmp_path / "spool", write_timeout_s=1.0, statement_timeout_s=0.8, probe_timeout_s=0.5)
