@@ -11,8 +11,9 @@ from pipeline.names import Kind, MetricSpec
 
 # Attribute keys.
 SIGNAL = "sieve.sink.signal"  # "points" | "spans" | "events"
-DROP_REASON = "sieve.sink.reason"  # queue_full | spool_full | spool_error | spool_corrupt | rejected | closed
-OUTCOME = "sieve.sink.outcome"  # "ok" | "transient" | "rejected"
+# queue_full | spool_full | spool_error | spool_corrupt | rejected | closed | unencodable | internal_error
+DROP_REASON = "sieve.sink.reason"
+OUTCOME = "sieve.sink.outcome"  # "ok" | "transient" | "timeout" (past the client-side deadline) | "rejected"
 BREAKER_STATE_LABEL = "sieve.sink.breaker.state"  # "closed" | "open" | "half_open"
 
 # Values of sieve.sink.breaker.state (the gauge); ordered by how bad they are.

@@ -1,8 +1,9 @@
 """External tools the alert and stack tests run (``promtool``, ``amtool``, ``prometheus``, ``docker-compose``).
 
-Missing tools skip a test on a developer machine, with the reason. In CI (the ``CI`` environment variable set,
-as ``.ci/run`` runs under every CI service) a missing ``promtool``, ``prometheus`` or ``docker-compose`` fails
-instead: ``.ci/run`` installs Debian's ``prometheus`` and ``docker-compose`` packages, so their absence there is a
+Missing tools skip a test on a developer machine, with the reason (and the Debian package to install). In CI
+(the ``CI`` environment variable set, as ``.ci/run`` runs under every CI service) a missing tool fails instead:
+``.ci/run`` installs Debian's ``prometheus``, ``prometheus-alertmanager`` and ``docker-compose`` packages, so
+their absence there is a
 broken pipeline, not an optional extra.
 """
 
@@ -25,6 +26,7 @@ DEBIAN_PACKAGES = {
     "prometheus": "prometheus",
     "amtool": "prometheus-alertmanager",
     "docker-compose": "docker-compose",
+    "prometheus-alertmanager": "prometheus-alertmanager",
 }
 
 
