@@ -18,8 +18,6 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -28,14 +26,15 @@ from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider, Tr
 from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from pipeline.config import Settings
 from pipeline.export.postgres import PostgresSink
 from pipeline.export.reader import SharedMetricReader
+from pipeline.export.spans_file import SpansFileExporter, SpansFileSettings
 from pipeline.health import ComponentState, Readiness
 from pipeline.http import TelemetryServer
 from pipeline.names import DURATION_BUCKETS_S
@@ -151,7 +150,7 @@ def build_telemetry(
         readiness.register("postgres_sink", lambda: _sink_state(sink))
 
     tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
-    exporters = [*_configured_span_exporters(settings, closers), *span_exporters]
+    exporters = [*_configured_span_exporters(settings), *span_exporters]
     if sink is not None:
         exporters.append(sink.span_exporter())
     kept = SynchronousMultiSpanProcessor()
@@ -250,7 +249,7 @@ def _views() -> list[View]:
     ]
 
 
-def _configured_span_exporters(settings: Settings, closers: list[Callable[[], object]]) -> list[SpanExporter]:
+def _configured_span_exporters(settings: Settings) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     if settings.otlp.endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -258,18 +257,11 @@ def _configured_span_exporters(settings: Settings, closers: list[Callable[[], ob
         exporters.append(
             OTLPSpanExporter(endpoint=f"{settings.otlp.endpoint}/v1/traces", timeout=settings.otlp.timeout_s)
         )
-    if settings.tracing.spans_file:
-        exporters.append(json_lines_exporter(settings.tracing.spans_file, closers))
+    tracing = settings.tracing
+    if tracing.spans_file:
+        exporters.append(
+            SpansFileExporter(
+                SpansFileSettings(tracing.spans_file, tracing.spans_file_max_bytes, tracing.spans_file_backups)
+            )
+        )
     return exporters
-
-
-def json_lines_exporter(path: Path, closers: list[Callable[[], object]]) -> SpanExporter:
-    """Kept spans as one JSON object a line: the SDK's console exporter with a compact formatter."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out: IO[str] = path.open("a", encoding="utf-8")
-    closers.append(out.close)
-    return ConsoleSpanExporter(out=out, formatter=_span_line)
-
-
-def _span_line(span: ReadableSpan) -> str:
-    return span.to_json(indent=None) + "\n"

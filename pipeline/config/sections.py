@@ -132,6 +132,9 @@ class TracingSettings(Section):
     schedule_delay_ms: int = Field(1000, ge=1)
     max_export_batch_size: int = Field(512, ge=1)
     spans_file: Path | None = None  # JSON lines of kept spans, for the demo and for people without a trace UI
+    # The file rotates at this size, keeping this many older files (.1 ... .N): disk use stays bounded.
+    spans_file_max_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    spans_file_backups: int = Field(3, ge=0, le=100)
 
 
 class SamplingSettings(Section):

@@ -1,7 +1,7 @@
 """Kept spans as JSON lines in a size-bounded, rotating file (for the demo, and for people without a trace UI).
 
-The same lines as ``pipeline.bootstrap.json_lines_exporter`` (``ReadableSpan.to_json`` on one line), but the file
-cannot grow without bound (issue 13 saw 281 MB in 5.5 minutes of soak)::
+One span a line (``ReadableSpan.to_json`` without indentation), in a file that cannot grow without bound (a
+demo soak once wrote 281 MB in 5.5 minutes)::
 
     spans.jsonl      the file being written
     spans.jsonl.1    the previous one (newest backup)
