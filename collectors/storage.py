@@ -1,7 +1,7 @@
 """Storage instrumentation: the drivers' statement spans plus what they lack.
 
 The contrib instrumentations for asyncpg and psycopg give one CLIENT span per statement (query text, no
-parameters). They do not show what the old system needed to see (shared/reference/old-system.md section 5.2): how
+parameters). They do not show what the old system needed to see (docs/background.md section 3): how
 long a repository call waited for a pooled connection, how long opening a connection took, and how long the
 statements ran. This module adds:
 

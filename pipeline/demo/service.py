@@ -1,4 +1,4 @@
-"""The demo WebSocket service: the old daemon's "op" protocol (shared/reference/old-system.md section 3.2).
+"""The demo WebSocket service: the old daemon's "op" protocol (docs/background.md section 1).
 
 Client ops: ``hello`` (first, within the hello timeout), ``call_tool``, ``list_tools``, ``ping``, ``cancel``.
 Server ops: ``hello_ack``, ``progress``, ``stream_chunk``, ``stream_complete``, ``call_tool_res``,
@@ -68,7 +68,7 @@ class DemoService:
         ws: WebSocketInstrumentation,
         logs: LogBridge | None = None,
     ) -> None:
-        # The old daemon's log categories (old-system.md section 2.5), now sampled before a record is built.
+        # The old daemon's log categories (docs/background.md section 2), now sampled before a record is built.
         category = logs.category if logs is not None else disabled_category
         self._log_send, self._log_loop = category("SAFE_SEND"), category("MSG_LOOP")
         self._log_session, self._log_cleanup = category("SESSION"), category("CLEANUP")

@@ -7,7 +7,7 @@ Nothing is discarded without one of these counters moving.
 
 from __future__ import annotations
 
-from pipeline.names import Kind, MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 # Attribute keys.
 SIGNAL = "sieve.sink.signal"  # "points" | "spans" | "events"

@@ -7,7 +7,7 @@ pooled connection, establishing one, and executing.
 
 from __future__ import annotations
 
-from pipeline.names import Kind, MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 # Attribute keys.
 DB_SYSTEM = "db.system.name"
@@ -21,7 +21,7 @@ POOL_WAIT_S = "sieve.db.pool_wait_s"
 CONNECT_S = "sieve.db.connect_s"
 EXECUTE_S = "sieve.db.execute_s"
 ROWS = "db.response.returned_rows"
-# Statement identity (issue 6): the pg_query fingerprint ignores literals, parameters, comments and IN-list
+# Statement identity: the pg_query fingerprint ignores literals, parameters, comments and IN-list
 # lengths, so every call of one statement shape shares it; the normalised text has literals replaced by $n.
 FINGERPRINT = "sieve.db.fingerprint"
 STATEMENT = "sieve.db.statement"  # normalised text of the operation's slowest statement

@@ -2,7 +2,7 @@
 
 The group's time is split three ways: waiting for a pooled connection, opening one, executing. The diagnosis
 follows the time, not the slowest single call: the old system chased a 0.544 s outlier of a query whose median
-never changed, while the real 0.35 s sat in connection set-up after idle (shared/reference/old-system.md §5.2).
+never changed, while the real 0.35 s sat in connection set-up after idle (docs/background.md section 3).
 Each finding explains one share of the time, and findings are ordered by that share.
 
 - pool wait share >= ``POOL_SATURATION_SHARE``: ``pool_saturation``;

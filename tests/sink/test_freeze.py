@@ -1,4 +1,4 @@
-"""A hung database under load, then kill -9 of the writing process: issue 13's first case, end to end.
+"""A hung database under load, then kill -9 of the writing process: end to end.
 
 Every Postgres process is frozen (SIGSTOP) while a child process feeds its sink. The child's writer must not
 hang: its write is cut at the client-side deadline, the breaker opens, rows go to the spool (which keeps growing

@@ -23,7 +23,7 @@ class SinkSettings:
     """
 
     #: Rows per insert call (one round trip). About 1,000 is where the batched RPC is ~25x one-row calls and
-    #: still ~0.9x an idempotent COPY (shared/reference/sinks-dashboards.md §4.6).
+    #: still ~0.9x an idempotent COPY (docs/background.md section 5).
     batch_size: int = 1000
     #: A partial batch is sent after this long.
     flush_interval_s: float = 1.0
@@ -46,7 +46,7 @@ class SinkSettings:
     breaker_failure_threshold: int = 3
     #: How long the breaker stays open before it probes the database (``SELECT 1`` on a thread of its own, so
     #: the worker keeps moving rows to the spool meanwhile); doubles on each failed probe, up to the max. The
-    #: max is short on purpose: it bounds how late replay starts after the database returns (issue 13 saw 30 s),
+    #: max is short on purpose: it bounds how late replay starts after the database returns (a 30 s wait was seen before),
     #: and a probe costs one round trip, bounded by ``probe_timeout_s``.
     breaker_reset_s: float = 0.5
     breaker_reset_max_s: float = 5.0
