@@ -46,7 +46,7 @@ class SinkSettings:
     breaker_failure_threshold: int = 3
     #: How long the breaker stays open before it probes the database (``SELECT 1`` on a thread of its own, so
     #: the worker keeps moving rows to the spool meanwhile); doubles on each failed probe, up to the max. The
-    #: max is short on purpose: it bounds how late replay starts after the database returns (a 30 s wait was seen before),
+    #: max is short on purpose: it bounds how late replay starts after the database returns (it used to be 30 s),
     #: and a probe costs one round trip, bounded by ``probe_timeout_s``.
     breaker_reset_s: float = 0.5
     breaker_reset_max_s: float = 5.0
