@@ -8,8 +8,8 @@ shuts down and prints a second JSON line with what it exported. ``--settings`` h
 
 The variants (what each one pays for is the point of the benchmark; see ``bench_cost`` for the workload):
 
-(a) ``none``: ``start_stack(settings, instrumented=False)``, the API's no-op providers: the demo service, its
-    Store and Provider with every collector call reaching a no-op.
+(a) ``none``: ``start_stack(settings, instrumented=False)`` (``pipeline.noop``), the API's no-op providers: the
+    demo service, its Store and Provider with every collector call reaching a no-op.
 
 (b) ``otel``: plain OpenTelemetry as a user would set it up by hand, installed as the global providers:
 
@@ -18,18 +18,20 @@ The variants (what each one pays for is the point of the benchmark; see ``bench_
     - SDK ``MeterProvider`` with a ``PrometheusMetricReader`` on prometheus_client's default registry, served by
       ``prometheus_client.start_http_server`` (the load generator scrapes it like (c)'s endpoint);
     - the contrib asyncpg and psycopg instrumentations (``collectors.storage.instrument_drivers``);
-    - the same per-message WebSocket spans: Sieve's ``WebSocketInstrumentation`` on these plain providers (there
-      is no contrib instrumentation for ``websockets``); its metrics come with it, so (b) records the same
-      WebSocket measurements as (c). The Provider's CLIENT span, as (a) and (c) have it;
-    - the Store gets a ``StorageTelemetry`` on the API's no-op providers: no Sieve operation spans, storage
-      metrics, fingerprint stamping or plan capture, the closest the demo's Store comes to plain;
+    - the same per-message WebSocket spans: Sieve's ``WebSocketInstrumentation`` on these plain providers, set up
+      for the demo's protocol as ``sieve demo`` sets it (``demo_settings``; there is no contrib instrumentation
+      for ``websockets``); its metrics come with it, so (b) records the same WebSocket measurements as (c). The
+      Provider's CLIENT span, as (a) and (c) have it;
+    - the Store gets a ``StorageTelemetry`` on the API's no-op providers with ``statement_spans=True``: no Sieve
+      operation spans, storage metrics, fingerprint stamping or plan capture, and every statement keeps the
+      contrib instrumentation's span (Sieve folds those into its operation spans; plain OTel has no such thing);
     - no tail sampling, no span metrics, no Postgres sink, no log bridge, no loop monitor.
 
 (c) ``sieve``: Sieve exactly as ``sieve demo`` builds it (``build_sieve_server``: today ``start_stack`` with the
-    globals installed, i.e. span metrics, the tail sampler, the Postgres sink, the log bridge, storage
-    telemetry with plan capture, the loop monitor, the Prometheus endpoint), except that kept spans go to
-    ``EncodingExporter`` instead of the demo's JSON-lines file, so (b) and (c) pay the same encoder for what
-    they export.
+    globals installed, i.e. ``pipeline.setup``: span metrics, the tail sampler, the Postgres sink, the log
+    bridge, storage telemetry with plan capture, the loop monitor, the Prometheus endpoint), except that kept
+    spans go to ``EncodingExporter`` instead of the demo's spans file, so (b) and (c) pay the same encoder for
+    what they export.
 
 In every variant loguru's default stderr sink is removed, as ``sieve demo`` does; the demo's DEBUG file sink is
 the application's own logging, not telemetry, so it is left out (records still reach the bridge's
@@ -116,10 +118,12 @@ async def build_otel_server(settings: Settings, exporter: EncodingExporter) -> R
     from collectors.websocket import WebSocketInstrumentation
     from pipeline.db import open_database, to_url
     from pipeline.demo.provider import Provider
-    from pipeline.demo.service import CLIENT_OPS, SERVER_OPS, DemoService
+    from pipeline.demo.run import demo_settings
+    from pipeline.demo.service import DemoService
     from pipeline.demo.store import Store
 
     database = open_database(settings.database)  # migrated and seeded by the benchmark, once
+    ws_settings = demo_settings(settings).websocket  # the demo's protocol: a JSON envelope with its ops
     resource = Resource.create({SERVICE_NAME: settings.service_name})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -128,15 +132,22 @@ async def build_otel_server(settings: Settings, exporter: EncodingExporter) -> R
     metrics.set_meter_provider(meter_provider)
     http_server, _thread = start_http_server(0, addr="127.0.0.1")
     instrument_drivers(tracer_provider)
-    storage = StorageTelemetry(NoOpTracerProvider(), NoOpMeterProvider())
+    # No Sieve operation spans or storage metrics; statement_spans=True so the drivers' own spans are not
+    # folded into (absent) operation spans: every statement gets its contrib span, as plain OTel gives it.
+    storage = StorageTelemetry(NoOpTracerProvider(), NoOpMeterProvider(), statement_spans=True)
     store = await Store.open(to_url(database.dsn), storage, settings.service)
     provider = Provider(settings.provider, tracer_provider, random.Random(1))
     ws = WebSocketInstrumentation(
         tracer_provider,
         meter_provider,
-        ops=CLIENT_OPS,
-        send_ops=SERVER_OPS,
-        max_message_bytes=settings.service.max_message_bytes,
+        envelope=ws_settings.envelope,
+        ops=ws_settings.ops,
+        send_ops=ws_settings.send_ops,
+        max_ops=ws_settings.max_ops,
+        max_message_bytes=ws_settings.max_message_bytes,
+        op_field=ws_settings.op_field,
+        traceparent_field=ws_settings.traceparent_field,
+        allow_binary=ws_settings.allow_binary,
     )
     service = await DemoService(settings.service, store, provider, ws).start()
 
@@ -156,29 +167,29 @@ async def build_otel_server(settings: Settings, exporter: EncodingExporter) -> R
 async def build_sieve_server(settings: Settings, exporter: EncodingExporter) -> RunningServer:
     """(c) Sieve exactly as ``sieve demo`` builds it, with kept spans exported to ``exporter``.
 
-    THE one place that knows how (c) is wired: when the composition root's public setup entry replaces
-    ``start_stack``/``build_telemetry``, re-point these lines at it (build the demo stack as ``sieve demo`` does,
-    add ``exporter`` as a kept-span exporter, return the service URL, the metrics URL and a close).
-    Until then ``start_stack`` has no way to pass span exporters, so its call to ``build_telemetry`` is wrapped
-    for the duration of the call to add ``exporter`` (the demo's spans file is not configured here).
+    THE one place that knows how (c) is wired: if the composition root or the demo's ``start_stack`` changes,
+    re-point these lines (build the demo stack as ``sieve demo`` does, add ``exporter`` as a kept-span exporter,
+    return the service URL, the metrics URL and a close). ``start_stack`` has no way to pass span exporters, so
+    its call to ``pipeline.setup`` is wrapped for the duration of the call to add ``exporter`` (the demo's spans
+    file is not configured here).
     """
     from unittest import mock
 
     import pipeline.demo.run as demo_run
 
-    build_telemetry = demo_run.build_telemetry
+    setup = demo_run.setup
     wired: list[bool] = []
 
     def with_exporter(s: Settings, **kwargs: Any) -> Any:
         kwargs["span_exporters"] = [*kwargs.get("span_exporters", ()), exporter]
         wired.append(True)
-        return build_telemetry(s, **kwargs)
+        return setup(s, **kwargs)
 
-    with mock.patch.object(demo_run, "build_telemetry", with_exporter):
+    with mock.patch.object(demo_run, "setup", with_exporter):
         stack = await demo_run.start_stack(settings, install_globals=True)
     telemetry = stack.telemetry
     if not wired or telemetry is None:  # (c) would export nothing and look cheaper than it is
-        raise RuntimeError("bench cost: start_stack no longer calls build_telemetry; re-point build_sieve_server")
+        raise RuntimeError("bench cost: start_stack no longer calls pipeline.setup; re-point build_sieve_server")
 
     async def close() -> dict[str, Any]:
         stats: dict[str, Any] = {}
