@@ -1,31 +1,41 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
-# Each creates .venv and installs the project when pyproject.toml is newer than the last install.
+# Each creates .venv and installs the project when pyproject.toml is newer than the last install:
+# `make demo` the runtime dependencies only, `make test` / `lint` / `bench` the dev extras as well. Separate stamps,
+# so `make demo` then `make test` adds the extras, and an edit to pyproject.toml re-installs whichever is asked for.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP     := $(VENV)/.installed-dev
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The dev install includes the runtime one, so it refreshes both stamps.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)
 	$(BIN)/sieve demo $(ARGS)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(BIN)/ruff check pipeline collectors tests bench dashboards
-	$(BIN)/ruff format --check pipeline collectors tests bench dashboards
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check pipeline collectors tests bench dashboards examples
+	$(BIN)/ruff format --check pipeline collectors tests bench dashboards examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
 clean:

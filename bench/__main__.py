@@ -5,7 +5,10 @@ numbers from different runs are not comparable.
 
     python -m bench                 # all benchmarks
     python -m bench --quick         # shorter runs (a smoke test of the harness)
-    python -m bench demo sampling   # only these
+    python -m bench cost sampling   # only these
+
+Running only some benchmarks keeps the others' entries in ``latest.json`` from the run that made them (each
+says which in ``from_run``); the dated copy holds this run alone.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHES = ("demo", "sampling", "sink", "logs", "storage")
+BENCHES = ("cost", "sampling", "sink", "logs", "storage")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -50,11 +53,24 @@ def main(argv: list[str] | None = None) -> int:
         results["benchmarks"][name]["wall_s"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(results["benchmarks"][name], indent=2), file=sys.stderr, flush=True)
     RESULTS.mkdir(exist_ok=True)
-    text = json.dumps(results, indent=2) + "\n"
-    (RESULTS / "latest.json").write_text(text)
-    (RESULTS / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json").write_text(text)
+    (RESULTS / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json").write_text(json.dumps(results, indent=2) + "\n")
+    latest = _with_earlier(results, RESULTS / "latest.json") if args.names else results
+    (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
     print(f"bench: results written to {RESULTS / 'latest.json'}", file=sys.stderr)
     return 0
+
+
+def _with_earlier(results: dict[str, Any], latest: Path) -> dict[str, Any]:
+    """``results`` plus the entries of benchmarks this run did not repeat, from the previous ``latest.json``."""
+    try:
+        earlier = json.loads(latest.read_text())
+    except (OSError, ValueError):
+        return results
+    merged = {**results, "benchmarks": dict(results["benchmarks"])}
+    for name, entry in earlier.get("benchmarks", {}).items():
+        if name in BENCHES and name not in merged["benchmarks"] and isinstance(entry, dict):
+            merged["benchmarks"][name] = {**entry, "from_run": entry.get("from_run", earlier.get("started"))}
+    return merged
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ import psycopg
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from collectors._statements import statement_info
 from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
 from pipeline.db import start_embedded
+from pipeline.sqlshape import statement_info
 
 READ = "SELECT id, owner, body FROM public.notes WHERE id = $1"
 

@@ -2,18 +2,28 @@
 
 A WebSocket peer controls every byte it sends: the op name, the request id, the traceparent. Nothing from a
 message becomes a metric label or a span name unless it is in a bounded set, and parsing never raises.
+
+How much is read depends on the service's protocol (``websocket.envelope``):
+
+* ``none``: nothing; every message is opaque and ordinary (text, binary, any framing);
+* ``json``: a JSON object's op, request id and traceparent when the message is one; anything else is ordinary;
+* ``json_strict``: the protocol is JSON: a message that is not a JSON object with an op is malformed, and the
+  envelope says why (``not_json``, ``not_object``, ``binary``, ``invalid_utf8``, ``too_large``, ``missing_op``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+EnvelopeMode = Literal["none", "json", "json_strict"]
 OTHER = "other"
 INVALID = "invalid"
 _MAX_ATTR_CHARS = 128
+_OBJECT_START = re.compile(r"\s*\{")
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,19 @@ class Envelope:
     tracestate: str | None
 
 
+def message_size(data: str | bytes) -> int:
+    """Bytes on the wire (UTF-8), without encoding a text message: ASCII text is one byte a character."""
+    if isinstance(data, bytes):
+        return len(data)
+    if data.isascii():
+        return len(data)
+    return len(data.encode("utf-8", "surrogatepass"))
+
+
+def _unread(size: int, error: str | None, strict: bool) -> Envelope:
+    return Envelope(size, None, None, error if strict else None, None, None, None)
+
+
 def read_envelope(
     data: str | bytes,
     *,
@@ -36,24 +59,30 @@ def read_envelope(
     op_field: str = "op",
     traceparent_field: str = "traceparent",
     allow_binary: bool = False,
+    mode: EnvelopeMode = "json_strict",
 ) -> Envelope:
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    size = message_size(data)
+    if mode == "none":
+        return Envelope(size, None, None, None, None, None, None)
+    strict = mode == "json_strict"
     if size > max_bytes:
-        # Do not pay for parsing what we will refuse anyway.
-        return Envelope(size, None, None, "too_large", None, None, None)
+        # Do not pay for parsing what we will refuse (or would only skim) anyway.
+        return _unread(size, "too_large", strict)
     if isinstance(data, bytes):
-        if not allow_binary:
-            return Envelope(size, None, None, "binary", None, None, None)
+        if strict and not allow_binary:
+            return _unread(size, "binary", strict)
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
-            return Envelope(size, None, None, "invalid_utf8", None, None, None)
+            return _unread(size, "invalid_utf8", strict)
+    if not strict and _OBJECT_START.match(data) is None:
+        return _unread(size, None, strict)  # plainly not a JSON object: no parse attempt
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):
-        return Envelope(size, None, None, "not_json", None, None, None)
+        return _unread(size, "not_json", strict)
     if not isinstance(body, dict):
-        return Envelope(size, None, None, "not_object", None, None, None)
+        return _unread(size, "not_object", strict)
     op = body.get(op_field)
     op = _text(op)
     raw_meta = body.get("_meta")
@@ -64,7 +93,7 @@ def read_envelope(
         size=size,
         body=body,
         op=op,
-        error=None if op else "missing_op",
+        error=None if op or not strict else "missing_op",
         request_id=_text(body.get("request_id")),
         traceparent=traceparent,
         tracestate=tracestate,
@@ -73,7 +102,9 @@ def read_envelope(
 
 def _text(value: object, limit: int = _MAX_ATTR_CHARS) -> str | None:
     if isinstance(value, str) and value:
-        return value[:limit]
+        # JSON may carry lone surrogates ("\ud800"); an exporter's UTF-8 encoding would refuse the whole batch.
+        text = value[:limit]
+        return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)[:limit]
     return None

@@ -28,9 +28,9 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
 
-from collectors._statements import StatementInfo, strip_literals
 from pipeline.names import storage as n
 from pipeline.ratelimit import TokenBucket
+from pipeline.sqlshape import StatementInfo, strip_literals
 
 log = logging.getLogger(__name__)
 

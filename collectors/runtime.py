@@ -40,6 +40,13 @@ class LoopMonitor:
         self._task = self._loop.create_task(self._probe(), name="sieve-loop-monitor")
         return self
 
+    def attach(self) -> None:
+        """Start probing the running loop unless already probing one that still runs (cheap: call it often)."""
+        if self._task is not None and not self._task.done():
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop in this thread
+            self.start()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

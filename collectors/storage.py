@@ -1,7 +1,7 @@
 """Storage instrumentation: the drivers' statement spans plus what they lack.
 
 The contrib instrumentations for asyncpg and psycopg give one CLIENT span per statement (query text, no
-parameters). They do not show what the old system needed to see (shared/reference/old-system.md section 5.2): how
+parameters). They do not show what the old system needed to see (docs/background.md section 3): how
 long a repository call waited for a pooled connection, how long opening a connection took, and how long the
 statements ran. This module adds:
 
@@ -13,7 +13,7 @@ statements ran. This module adds:
   and pool size by state.
 
 Connections handed out by ``acquire_asyncpg``/``acquire_psycopg`` observe each statement (``_db_proxy``): its
-shape gets a fingerprint (``_statements``) on the operation span and on the driver's statement span; an
+shape gets a fingerprint (``pipeline.sqlshape``) on the operation span and on the driver's statement span; an
 operation slower than its threshold is marked ``sieve.db.slow`` (the tail sampler keeps its trace), and a read
 statement slower than its threshold is explained off the hot path (``_explain``), the plan joining the trace.
 
@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 from opentelemetry.sdk.trace import SpanProcessor
@@ -39,14 +41,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from collectors._db_proxy import AsyncpgConnection, PsycopgConnection
 from collectors._explain import ExplainOptions, PlanCapturer, PlanRequest
-from collectors._statements import StatementInfo, statement_info
 from pipeline.names import DURATION_BUCKETS_S
 from pipeline.names import storage as n
+from pipeline.sqlshape import StatementInfo, statement_info
 
 __all__ = ["ExplainOptions", "Operation", "StorageTelemetry", "instrument_drivers", "uninstrument_drivers"]
 
 _SCOPE = "sieve.collectors.storage"
 _SYSTEM = "postgresql"
+_QUERY_TEXT = "db.query.text"  # stable database semantic conventions
+_STATEMENT_OLD = "db.statement"  # what the contrib instrumentations write by default
 
 
 def _counter(spec: Any) -> dict[str, str]:
@@ -96,6 +100,7 @@ class Operation:
     pool_max: int | None = None
     reopened: bool = False  # a connection the pool had closed after idling was opened again for this operation
     _rows_seen: int | None = field(default=None, repr=False)
+    _shapes: dict[str, int] = field(default_factory=dict, repr=False)  # statements run per fingerprint
 
     def returned(self, rows: int) -> None:
         self.rows = rows
@@ -111,14 +116,24 @@ class _StatementStamper(SpanProcessor):
 
     The contrib instrumentations create that span inside the driver call, where nothing of Sieve's runs; the
     proxy sets ``_statement`` around the call and this processor reads it in ``on_start``, which runs in the
-    same task, so the value is the right one even with many statements in flight.
+    same task, so the value is the right one even with many statements in flight. Outside a proxy (a service
+    instrumented by ``opentelemetry-instrument`` alone) the statement text the driver span carries is read
+    instead; both are cached per statement text.
     """
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if span.kind is not SpanKind.CLIENT:
+            return
         info = _statement.get()
-        if info is not None and span.kind is SpanKind.CLIENT:
-            span.set_attribute(n.FINGERPRINT, info.fingerprint)
-            span.set_attribute(n.QUERY_SUMMARY, info.summary)
+        if info is None:
+            attributes = span.attributes or {}
+            text = attributes.get(_QUERY_TEXT) or attributes.get(_STATEMENT_OLD)
+            if not isinstance(text, str) or n.FINGERPRINT in attributes:
+                return
+            # psycopg's spans show %s placeholders; asyncpg's $n. Postgres' parser needs $n.
+            info = statement_info(text, pyformat="%" in text)
+        span.set_attribute(n.FINGERPRINT, info.fingerprint)
+        span.set_attribute(n.QUERY_SUMMARY, info.summary)
 
 
 @dataclass
@@ -150,12 +165,16 @@ class StorageTelemetry:
         slow_threshold_ms: float = 20.0,
         slow_thresholds_ms: Mapping[str, float] | None = None,
         explain: ExplainOptions | None = None,
+        statement_spans: bool = False,
     ) -> None:
         """``slow_threshold_ms`` (or its per-operation override) marks an operation slow; a read statement that
-        alone takes that long is explained as configured by ``explain`` (off when None or without a dsn)."""
+        alone takes that long is explained as configured by ``explain`` (off when None or without a dsn).
+        ``statement_spans`` keeps the drivers' statement spans under each operation span (off: the operation's
+        span is the call's one span)."""
         self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
         meter = get_meter(_SCOPE, meter_provider=meter_provider)
         self._namespace = namespace
+        self._statement_spans = statement_spans
         self._slow_s = slow_threshold_ms / 1000.0
         self._slow_by_op_s = {k: v / 1000.0 for k, v in (slow_thresholds_ms or {}).items()}
         self._plans = (
@@ -192,14 +211,19 @@ class StorageTelemetry:
 
     @asynccontextmanager
     async def operation(self, name: str, *, driver: str) -> AsyncIterator[Operation]:
-        """A span and a duration for one repository call; statement spans nest under it."""
+        """One span and one duration for one repository call.
+
+        The span is the call's CLIENT span: statements run through the connections of ``acquire_asyncpg`` /
+        ``acquire_psycopg`` are described on it (fingerprint, statement, count) instead of each getting a driver
+        span of its own, unless ``statement_spans`` was asked for. Attributes known at the end are set in one call.
+        """
         attributes: dict[str, Any] = {n.DB_SYSTEM: _SYSTEM, n.DB_OPERATION: name, n.DRIVER: driver}
         if self._namespace:
             attributes[n.DB_NAMESPACE] = self._namespace
         t0 = time.perf_counter()
         with self._tracer.start_as_current_span(
             name,
-            kind=SpanKind.INTERNAL,
+            kind=SpanKind.INTERNAL if self._statement_spans else SpanKind.CLIENT,
             attributes=attributes,
             record_exception=True,
             set_status_on_exception=True,
@@ -211,25 +235,14 @@ class StorageTelemetry:
                 yield op
             except BaseException as exc:
                 error = type(exc).__name__
-                span.set_attribute(n.ERROR_TYPE, error)
                 raise
             finally:
                 _current.reset(token)
                 total = time.perf_counter() - t0
-                span.set_attribute(n.POOL_WAIT_S, round(op.pool_wait_s, 6))
-                span.set_attribute(n.CONNECT_S, round(op.connect_s, 6))
-                span.set_attribute(n.EXECUTE_S, round(op.execute_s, 6))
-                rows = op.rows if op.rows is not None else op._rows_seen
-                if rows is not None:
-                    span.set_attribute(n.ROWS, rows)
-                self._describe(op, total)
-                metric_attrs = {
-                    n.DB_SYSTEM: _SYSTEM,
-                    n.DB_OPERATION: name,
-                    n.DRIVER: driver,
-                    n.ERROR_TYPE: error,
-                }
-                self._duration.record(total, metric_attrs)
+                span.set_attributes(self._describe(op, error))
+                self._duration.record(
+                    total, {n.DB_SYSTEM: _SYSTEM, n.DB_OPERATION: name, n.DRIVER: driver, n.ERROR_TYPE: error}
+                )
 
     # -- asyncpg ---------------------------------------------------------------------------------------
 
@@ -378,16 +391,26 @@ class StorageTelemetry:
         op = _current.get()
         rows: list[int | None] = [None]
         token = _statement.set(info)
+        # Inside an operation its span describes the statement: the driver's own span would say the same again.
+        quiet = None
+        if op is not None and not self._statement_spans:
+            # The key the contrib instrumentations check (what suppress_instrumentation() sets), on the current
+            # context: the operation's span stays current for anything else the driver call does.
+            quiet = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         t0 = time.perf_counter()
         try:
             yield lambda count: rows.__setitem__(0, count)
         finally:
             elapsed = time.perf_counter() - t0
+            if quiet is not None:
+                otel_context.detach(quiet)
             _statement.reset(token)
         # Only a statement that returned normally gets here: a failed one has nothing to explain.
         if op is None:
             return
         op.statements += 1
+        op.execute_s += elapsed  # the driver's own time: what slowness is judged on (not the loop's queueing)
+        op._shapes[info.fingerprint] = op._shapes.get(info.fingerprint, 0) + 1
         if rows[0] is not None:
             op._rows_seen = (op._rows_seen or 0) + rows[0]
         if elapsed > op.slowest_s:
@@ -396,25 +419,43 @@ class StorageTelemetry:
             context = op.span.get_span_context()
             self._plans.submit(PlanRequest(info, sql, tuple(args), driver, context, op.name))
 
-    def _describe(self, op: Operation, total_s: float) -> None:
-        """The operation span's statement identity and slow-lookup attributes."""
-        span = op.span
+    def _describe(self, op: Operation, error: str) -> dict[str, Any]:
+        """The operation span's attributes known only at its end: timings, statement identity, slowness.
+
+        Slow means one measured part of the call (the driver's statement time, connection set-up or the wait for a
+        pooled connection) reached the threshold: the gaps between them, where a busy event loop queues the
+        coroutine, do not count, so a loaded process does not mark ordinary lookups slow.
+        """
+        attributes: dict[str, Any] = {
+            n.POOL_WAIT_S: round(op.pool_wait_s, 6),
+            n.CONNECT_S: round(op.connect_s, 6),
+            n.EXECUTE_S: round(op.execute_s, 6),
+            n.STATEMENTS: op.statements,
+        }
+        if error:
+            attributes[n.ERROR_TYPE] = error
+        rows = op.rows if op.rows is not None else op._rows_seen
+        if rows is not None:
+            attributes[n.ROWS] = rows
         if op.slowest is not None:
-            span.set_attribute(n.FINGERPRINT, op.slowest.fingerprint)
-            span.set_attribute(n.STATEMENT, op.slowest.normalised)
-            span.set_attribute(n.QUERY_SUMMARY, op.slowest.summary)
-        span.set_attribute(n.STATEMENTS, op.statements)
+            attributes[n.FINGERPRINT] = op.slowest.fingerprint
+            attributes[n.STATEMENT] = op.slowest.normalised
+            attributes[n.QUERY_SUMMARY] = op.slowest.summary
+        repeats = max(op._shapes.values(), default=0)
+        if repeats > 1:
+            attributes[n.REPEATS] = repeats
         if op.pool:
-            span.set_attribute(n.POOL_NAME, op.pool)
+            attributes[n.POOL_NAME] = op.pool
         if op.pool_max is not None:
-            span.set_attribute(n.POOL_MAX, op.pool_max)
+            attributes[n.POOL_MAX] = op.pool_max
         if op.connects:
-            span.set_attribute(n.CONNECTS, op.connects)
-            span.set_attribute(n.IDLE_CONNECT, op.reopened)
+            attributes[n.CONNECTS] = op.connects
+            attributes[n.IDLE_CONNECT] = op.reopened
             if op.pool_idle_s is not None:
-                span.set_attribute(n.POOL_IDLE_S, round(op.pool_idle_s, 3))
-        if total_s >= self.slow_threshold_s(op.name):
-            span.set_attribute(n.SLOW, True)
+                attributes[n.POOL_IDLE_S] = round(op.pool_idle_s, 3)
+        if max(op.execute_s, op.connect_s, op.pool_wait_s) >= self.slow_threshold_s(op.name):
+            attributes[n.SLOW] = True
+        return attributes
 
     async def drain_plans(self) -> None:
         """Wait for queued plan captures (tests, and before a report)."""

@@ -18,30 +18,23 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider, TraceBasedExemplarFilter
-from opentelemetry.sdk.metrics.export import (
-    MetricExporter,
-    MetricExportResult,
-    MetricReader,
-    MetricsData,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from pipeline.config import Settings
 from pipeline.export.postgres import PostgresSink
+from pipeline.export.reader import SharedMetricReader
+from pipeline.export.spans_file import SpansFileExporter, SpansFileSettings
 from pipeline.health import ComponentState, Readiness
 from pipeline.http import TelemetryServer
 from pipeline.names import DURATION_BUCKETS_S
@@ -57,7 +50,7 @@ from pipeline.sampling.logs.metrics import register_log_metrics
 
 log = logging.getLogger(__name__)
 
-SINK_METRIC_INTERVAL_MS = 15_000  # metric points per series written to Postgres every 15 s
+METRIC_PUSH_INTERVAL_S = 15.0  # metric points per series written to Postgres (and sent over OTLP) every 15 s
 
 
 @dataclass
@@ -132,14 +125,11 @@ def build_telemetry(
     readiness = Readiness()
     closers: list[Callable[[], object]] = []
 
-    # The sink's metric exporter is bound after the MeterProvider exists (the sink reports its own metrics
-    # through that provider); until then the deferred exporter has nothing to send.
-    sink_metrics = _DeferredMetricExporter() if settings.sink.enabled and database_dsn else None
-    readers = _metric_readers(settings, registry)
-    if sink_metrics is not None:
-        readers.append(PeriodicExportingMetricReader(sink_metrics, export_interval_millis=SINK_METRIC_INTERVAL_MS))
+    # One reader, so each measurement is aggregated once: /metrics collects from it at each scrape, and it pushes
+    # the same cumulative collection to the sink and OTLP every 15 s (pipeline/export/reader.py).
+    reader = SharedMetricReader(registry, _push_exporters(settings), push_interval_s=METRIC_PUSH_INTERVAL_S)
     meter_provider = MeterProvider(
-        metric_readers=readers,
+        metric_readers=[reader],
         resource=resource,
         views=_views(),
         # The Prometheus exporter drops exemplars, so collecting them (about 1.4 us a measurement inside a
@@ -149,17 +139,18 @@ def build_telemetry(
     )
 
     sink: PostgresSink | None = None
-    if sink_metrics is not None and database_dsn:
+    if settings.sink.enabled and database_dsn:
         options = settings.sink.options
         if not options.source:
             options = dataclasses.replace(options, source=settings.service_name)
+        # Built after the meter provider: the sink reports its own metrics through it.
         sink = PostgresSink(database_dsn, options, meter_provider=meter_provider)
-        sink_metrics.target = sink.metric_exporter()
+        reader.add_exporter(sink.metric_exporter())
         closers.append(sink.shutdown)
         readiness.register("postgres_sink", lambda: _sink_state(sink))
 
     tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
-    exporters = [*_configured_span_exporters(settings, closers), *span_exporters]
+    exporters = [*_configured_span_exporters(settings), *span_exporters]
     if sink is not None:
         exporters.append(sink.span_exporter())
     kept = SynchronousMultiSpanProcessor()
@@ -235,43 +226,18 @@ def _sink_state(sink: PostgresSink) -> ComponentState:
     return ComponentState(bool(health["ready"]), health)
 
 
-class _DeferredMetricExporter(MetricExporter):
-    """Forwards to an exporter set after construction; exports nothing before that."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.target: MetricExporter | None = None
-
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        if self.target is None:
-            return MetricExportResult.SUCCESS
-        return self.target.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self.target.force_flush(timeout_millis) if self.target else True
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if self.target is not None:
-            self.target.shutdown(timeout_millis=timeout_millis, **kwargs)
-
-
 def _sampling_config(settings: Settings) -> TailSamplingConfig:
     if settings.sampling.policies_file:
         return load_tail_sampling_file(settings.sampling.policies_file)
     return default_config(with_extensions=settings.sampling.extensions)
 
 
-def _metric_readers(settings: Settings, registry: CollectorRegistry) -> list[MetricReader]:
-    readers: list[MetricReader] = [PrometheusMetricReader(registry=registry)]
-    if settings.otlp.endpoint:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+def _push_exporters(settings: Settings) -> list[MetricExporter]:
+    if not settings.otlp.endpoint:
+        return []
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        readers.append(
-            PeriodicExportingMetricReader(
-                OTLPMetricExporter(endpoint=f"{settings.otlp.endpoint}/v1/metrics", timeout=settings.otlp.timeout_s)
-            )
-        )
-    return readers
+    return [OTLPMetricExporter(endpoint=f"{settings.otlp.endpoint}/v1/metrics", timeout=settings.otlp.timeout_s)]
 
 
 def _views() -> list[View]:
@@ -282,7 +248,7 @@ def _views() -> list[View]:
     ]
 
 
-def _configured_span_exporters(settings: Settings, closers: list[Callable[[], object]]) -> list[SpanExporter]:
+def _configured_span_exporters(settings: Settings) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     if settings.otlp.endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -290,18 +256,11 @@ def _configured_span_exporters(settings: Settings, closers: list[Callable[[], ob
         exporters.append(
             OTLPSpanExporter(endpoint=f"{settings.otlp.endpoint}/v1/traces", timeout=settings.otlp.timeout_s)
         )
-    if settings.tracing.spans_file:
-        exporters.append(json_lines_exporter(settings.tracing.spans_file, closers))
+    tracing = settings.tracing
+    if tracing.spans_file:
+        exporters.append(
+            SpansFileExporter(
+                SpansFileSettings(tracing.spans_file, tracing.spans_file_max_bytes, tracing.spans_file_backups)
+            )
+        )
     return exporters
-
-
-def json_lines_exporter(path: Path, closers: list[Callable[[], object]]) -> SpanExporter:
-    """Kept spans as one JSON object a line: the SDK's console exporter with a compact formatter."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out: IO[str] = path.open("a", encoding="utf-8")
-    closers.append(out.close)
-    return ConsoleSpanExporter(out=out, formatter=_span_line)
-
-
-def _span_line(span: ReadableSpan) -> str:
-    return span.to_json(indent=None) + "\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pipeline.errors import SieveError
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sieve", description="Observability pipeline for async Python services")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--config", type=Path, help="YAML settings file (also SIEVE_CONFIG)")
     parser.add_argument("--dsn", help="use this Postgres instead of the embedded one (also SIEVE_PG_DSN)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
     grafana_cli.add_parser(sub)
     sub.add_parser("migrate", help="apply the SQL migrations to the database")
-    sub.add_parser("config", help="print the effective settings as JSON")
+    config = sub.add_parser("config", help="print the effective settings (secrets masked) as YAML")
+    config.add_argument("--json", action="store_true", help="print JSON instead")
     return parser
 
 
@@ -64,29 +65,52 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             o["service"] = {"port": args.port}
         if args.metrics_port is not None:
             o["prometheus"] = {"port": args.metrics_port}
-        o.setdefault("tracing", {}).setdefault("spans_file", ".sieve/demo-spans.jsonl")
     return o
+
+
+def _defaults(args: argparse.Namespace) -> dict[str, Any]:
+    """The demo's own defaults: a file, the environment or a flag still wins over them."""
+    if args.command != "demo":
+        return {}
+    return {"service_name": "sieve-demo", "tracing": {"spans_file": ".sieve/demo-spans.jsonl"}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        # The console shows this level whatever the root logger's level becomes (the log bridge lowers it to
+        # collect library records for the pipeline).
+        handler.setLevel(level)
     try:
-        settings = load_settings(args.config, **_overrides(args))
+        settings = load_settings(args.config, defaults=_defaults(args), **_overrides(args))
         return _run(args, settings)
     except SieveError as exc:
         print(f"sieve: {exc}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:  # a data, spool or report directory this user may not write
+        print(f"sieve: permission denied: {exc.filename or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sieve")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
     if command == "config":
-        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        from pipeline.config.show import render
+
+        print(render(settings, as_json=args.json))
         return 0
     if command == "migrate":
         from pipeline.db import open_database
@@ -100,14 +124,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "demo":
         from pipeline.demo.run import run_demo
 
-        asyncio.run(run_demo(settings, serve=args.serve))
+        try:
+            asyncio.run(run_demo(settings, serve=args.serve))
+        except asyncio.CancelledError:  # SIGTERM: the demo stopped cleanly, as a SIGTERM'd process exits
+            return 143
         return 0
     if command == "slow-lookups":
         return _slow_lookups(args, settings)
     if command == "dashboards":
         from pipeline.grafana import cli as grafana_cli
 
-        return grafana_cli.run(args)
+        return grafana_cli.run(args, settings.grafana)
     raise AssertionError(command)
 
 

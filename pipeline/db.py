@@ -6,7 +6,9 @@ The embedded server listens on a Unix socket only (no TCP port to collide with) 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,17 +60,61 @@ def start_embedded(data_dir: Path, connect_timeout_s: float = 5.0) -> Database:
         import pgserver  # imported lazily: a DSN user never pays for it
 
     data_dir = data_dir.expanduser().resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the embedded Postgres' directory {data_dir.parent} (database.data_dir, env "
+            f"SIEVE_DATABASE__DATA_DIR): {(exc.strerror or str(exc)).lower()}"
+        ) from None
+    forget_dead_handles(data_dir)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = pgserver.get_server(data_dir, cleanup_mode="stop")
     except Exception as exc:  # pgserver raises plain exceptions with the server log in the message
-        raise DatabaseError(f"the embedded Postgres under {data_dir} did not start: {exc}") from exc
+        log.debug("embedded Postgres failed to start", exc_info=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseError(
+            f"the embedded Postgres under {data_dir} did not start (database.data_dir): {first[:200]}"
+        ) from exc
     dsn = server.get_uri()
     check_reachable(dsn, connect_timeout_s)
     log.info("embedded Postgres ready at %s", dsn)
     return Database(dsn=dsn, embedded=True, data_dir=data_dir, _server=server)
+
+
+HANDLES_FILE = ".handle_pids.json"  # pgserver's list of processes holding the server; the last one stops it
+
+
+def forget_dead_handles(data_dir: Path) -> list[int]:
+    """Drop the pids of processes that died holding the embedded server (SIGKILL, a crash, an old SIGTERM).
+
+    pgserver stops the server when its last holder exits; a dead holder left in its list keeps the server
+    running after every later clean run. Returns the pids forgotten.
+    """
+    from pgserver.postgres_server import PostgresServer
+
+    path = data_dir / HANDLES_FILE
+    with PostgresServer._lock:  # the lock pgserver itself takes around the list
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+        alive = [p for p in pids if _alive(p)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+    return [p for p in pids if p not in alive]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def check_reachable(dsn: str, connect_timeout_s: float) -> None:
@@ -76,7 +122,12 @@ def check_reachable(dsn: str, connect_timeout_s: float) -> None:
         with psycopg.connect(dsn, connect_timeout=max(1, int(connect_timeout_s)), autocommit=True) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot reach Postgres at {redact_dsn(dsn)}: {exc}") from exc
+        # libpq's message spans lines (one per address tried, then hints); the first names the cause.
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        cause = lines[0] if lines else type(exc).__name__
+        raise DatabaseError(
+            f"cannot reach Postgres at {redact_dsn(dsn)} (database.dsn, env SIEVE_PG_DSN or --dsn): {cause[:300]}"
+        ) from exc
 
 
 def redact_dsn(dsn: str) -> str:

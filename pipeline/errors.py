@@ -5,7 +5,8 @@
     SieveError
     ├── ConfigError          a setting has a value Sieve cannot accept (names setting, value, accepted)
     ├── DatabaseError        the embedded Postgres could not start, or a DSN could not be reached
-    └── MigrationError       a migration failed, or an applied migration was edited afterwards
+    ├── MigrationError       a migration failed, or an applied migration was edited afterwards
+    └── ListenError          a port Sieve was asked to listen on is taken or not allowed (names the setting)
 
 Telemetry code paths (span processors, exporters, instrumentation hooks) never raise into the application:
 they count and log. These exceptions are for start-up and for commands.
@@ -34,3 +35,12 @@ class DatabaseError(SieveError):
 
 class MigrationError(SieveError):
     """A migration failed or an applied migration's file changed since it ran."""
+
+
+class ListenError(SieveError):
+    """A server socket could not be opened: the message names the address, the setting and the cause."""
+
+    def __init__(self, host: str, port: int, setting: str, cause: OSError) -> None:
+        self.host, self.port, self.setting = host, port, setting
+        reason = (cause.strerror or str(cause)).lower()
+        super().__init__(f"cannot listen on {host}:{port} ({setting}): {reason}")

@@ -16,6 +16,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from pipeline.config import env_names
+from pipeline.errors import ListenError
 from pipeline.health import Readiness
 
 StartResponse = Callable[..., Any]
@@ -30,7 +32,11 @@ class TelemetryServer:
     def __init__(self, host: str, port: int, registry: CollectorRegistry, readiness: Readiness) -> None:
         self._metrics_app = make_wsgi_app(registry)
         self._readiness = readiness
-        self._server = make_server(host, port, self._app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        try:
+            self._server = make_server(host, port, self._app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        except OSError as exc:  # port taken, privileged port, address not on this machine
+            setting = f"prometheus.port, env {' or '.join(env_names(('prometheus', 'port')))}"
+            raise ListenError(host, port, setting, exc) from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="sieve-http", daemon=True)
 
     @property

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from psycopg_pool import AsyncConnectionPool
 
-from collectors._statements import statement_info
 from collectors.storage import ExplainOptions, StorageTelemetry, instrument_drivers, uninstrument_drivers
+from pipeline.sqlshape import statement_info
 
 pytestmark = pytest.mark.postgres
 
@@ -148,10 +148,23 @@ async def test_operation_and_statement_spans_carry_one_fingerprint_across_values
     assert history[0].attributes["sieve.db.statement"] == HISTORY
     assert history[0].attributes["db.query.summary"] == "SELECT public.notes"
     assert history[0].attributes["db.response.returned_rows"] == 5  # counted by the proxy, no returned() call
-    # The driver's own statement span (contrib asyncpg) carries the same fingerprint.
-    statements = [s for s in _named(spans, "SELECT") if s.parent and s.parent.span_id == history[0].context.span_id]
-    assert statements and statements[0].attributes["sieve.db.fingerprint"] in fingerprints
+    # The operation's span is the call's one span: no driver statement span repeats it.
+    assert not _named(spans, "SELECT")
     assert history[0].attributes["sieve.db.slow"] is True  # threshold 0.001 ms
+
+
+async def test_a_driver_span_outside_an_operation_gets_the_fingerprint_from_its_text(
+    notes_dsn: str, traced: Any
+) -> None:
+    """Statements run outside Sieve's operations (an app under opentelemetry-instrument) are stamped too."""
+    _telemetry(traced, None)  # registers the stamper on the provider
+    conn = await asyncpg.connect(notes_dsn)
+    for owner in (3, 7):
+        await conn.fetch(HISTORY, owner, 5)
+    await conn.close()
+    selects = [s for s in _named(traced[1].get_finished_spans(), "SELECT") if "sieve.db.fingerprint" in s.attributes]
+    assert len(selects) == 2 and len({s.attributes["sieve.db.fingerprint"] for s in selects}) == 1
+    assert selects[0].attributes["db.query.summary"] == "SELECT public.notes"
 
 
 async def test_a_slow_read_gets_its_plan_once_then_from_the_cache(notes_dsn: str, traced: Any) -> None:

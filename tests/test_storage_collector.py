@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 from psycopg_pool import AsyncConnectionPool
 
 from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
@@ -53,9 +53,9 @@ async def test_pool_saturation_shows_as_pool_wait_not_execution(
     assert waiter["sieve.db.pool_wait_s"] > 0.2
     assert waiter["sieve.db.execute_s"] < 0.1
     assert by_name["holder"].attributes["sieve.db.execute_s"] >= 0.3
-    # The release's reset query is not traced: one statement span per operation.
-    selects = [s for s in spans[1].get_finished_spans() if s.name == "SELECT"]
-    assert len(selects) == 2
+    # One span per call: the operation's. Neither the statements nor the release's reset query add a span.
+    assert sorted(s.name for s in spans[1].get_finished_spans()) == ["holder", "waiter"]
+    assert by_name["waiter"].kind is SpanKind.CLIENT and waiter["sieve.db.statements"] == 1
 
 
 async def test_a_connection_opened_inside_an_operation_is_a_connect_span(
@@ -95,9 +95,25 @@ async def test_psycopg_pool_operations_and_failures(
     broken = next(s for s in finished if s.name == "broken")
     assert broken.status.status_code is StatusCode.ERROR
     assert broken.attributes["error.type"] == "UndefinedTable"
-    statement = next(s for s in finished if s.name == "SELECT")
-    assert statement.parent.span_id == broken.context.span_id
-    assert "db.statement.parameters" not in statement.attributes
+    assert [s.name for s in finished] == ["broken"]
+    assert "db.statement.parameters" not in broken.attributes
+
+
+async def test_statement_spans_can_be_kept_under_the_operation(
+    fresh_dsn: str, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    telemetry = StorageTelemetry(spans[0], statement_spans=True)
+    pool = await _pool(fresh_dsn, telemetry, min_size=1, max_size=1)
+    async with telemetry.operation("two", driver="asyncpg"), telemetry.acquire_asyncpg(pool, "r") as conn:
+        await conn.fetchval("SELECT 1")
+        await conn.fetchval("SELECT 1")
+    await pool.close()
+    finished = spans[1].get_finished_spans()
+    op = next(s for s in finished if s.name == "two")
+    statements = [s for s in finished if s.name == "SELECT"]
+    assert len(statements) == 2 and all(s.parent.span_id == op.context.span_id for s in statements)
+    assert {s.attributes["sieve.db.fingerprint"] for s in statements} == {op.attributes["sieve.db.fingerprint"]}
+    assert op.attributes["sieve.db.repeats"] == 2
 
 
 async def test_operations_outside_a_trace_still_work_without_spans(fresh_dsn: str) -> None:

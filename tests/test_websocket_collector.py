@@ -26,7 +26,7 @@ def spans() -> InMemorySpanExporter:
 async def echo_url(spans: InMemorySpanExporter) -> AsyncIterator[str]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    ws = WebSocketInstrumentation(provider, max_message_bytes=1024)
+    ws = WebSocketInstrumentation(provider, envelope="json", max_message_bytes=1024)
 
     async def handler(conn: InstrumentedConnection) -> None:
         async for message in conn:
@@ -92,8 +92,46 @@ async def test_handshake_headers_carry_context_for_non_browser_clients(
     ],
 )
 def test_read_envelope_never_raises(data: str | bytes, error: str | None) -> None:
-    env = read_envelope(data, max_bytes=1024)
+    env = read_envelope(data, max_bytes=1024, mode="json_strict")
     assert env.error == error
+    # A service that has not declared its protocol JSON: the same messages are ordinary, never malformed.
+    assert read_envelope(data, max_bytes=1024, mode="json").error is None
+    assert read_envelope(data, max_bytes=1024, mode="none") == read_envelope(data, max_bytes=1, mode="none")
+
+
+def test_only_declared_json_reads_ops_and_traceparents() -> None:
+    text = json.dumps({"op": "hello", "traceparent": "00-abc"})
+    assert read_envelope(text, max_bytes=1024, mode="json").op == "hello"
+    assert read_envelope(text, max_bytes=1024, mode="json").traceparent == "00-abc"
+    opaque = read_envelope(text, max_bytes=1024, mode="none")
+    assert (opaque.op, opaque.traceparent, opaque.body, opaque.size) == (None, None, None, len(text))
+    assert read_envelope("héllo\ud800", max_bytes=1024, mode="none").size == len(
+        "héllo\ud800".encode("utf-8", "surrogatepass")
+    )
+
+
+async def test_websockets_own_echo_example_is_ordinary_traffic(spans: InMemorySpanExporter) -> None:
+    """websockets' asyncio echo example, instrumented with the defaults: plain text is not an error."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    ws = WebSocketInstrumentation(provider)
+
+    async def echo(websocket: InstrumentedConnection) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with serve(ws.handler(echo), "127.0.0.1", 0, **ws.serve_kwargs()) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}") as client:
+            for text in ("hello", "{not json", '{"op": "x"}'):
+                await client.send(text)
+                assert await client.recv() == text
+            await client.send(b"\x00\x01")
+            assert await client.recv() == b"\x00\x01"
+    messages = [s for s in spans.get_finished_spans() if s.name != "websocket handshake"]
+    assert [s.name for s in messages] == ["websocket.message"] * 4
+    assert all(s.status.status_code is StatusCode.UNSET for s in messages)
+    assert all("error.type" not in (s.attributes or {}) for s in messages)
 
 
 def test_envelope_reads_traceparent_from_meta_and_truncates_values() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -28,6 +29,8 @@ class DemoClient:
 
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> DemoClient:
+        # A short close timeout: a client stopping with the demo must not wait 10 s for a server that stops too.
+        kwargs.setdefault("close_timeout", 1.0)
         return cls(await connect(url, max_size=None, **kwargs))
 
     async def close(self) -> None:
@@ -37,9 +40,10 @@ class DemoClient:
         await self.connection.send(json.dumps(payload) if isinstance(payload, dict) else payload)
 
     async def recv(self, timeout_s: float = 30.0) -> dict[str, Any]:
-        import asyncio
-
-        raw = await asyncio.wait_for(self.connection.recv(), timeout_s)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that races with
+        # the frame's arrival, and the client then runs on after Ctrl-C.
+        async with asyncio.timeout(timeout_s):
+            raw = await self.connection.recv()
         data: dict[str, Any] = json.loads(raw)
         return data
 

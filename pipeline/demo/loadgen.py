@@ -48,7 +48,7 @@ class LoadResult:
 
 def quiet_windows(duration_s: float, idle_lifetime_s: float) -> list[tuple[float, float]]:
     """Whole-service idle gaps, longer than the pool's idle lifetime: the old daemon's first lookup after ~22 s
-    of silence paid for a new connection (old-system.md section 5.2). One gap per 15 s of run, none when the run
+    of silence paid for a new connection (docs/background.md section 3). One gap per 15 s of run, none when the run
     is too short to show one or connections never expire."""
     if idle_lifetime_s <= 0:
         return []
@@ -89,9 +89,13 @@ class LoadGenerator:
             for i in range(demo.clients)
         ]
         ticker = asyncio.create_task(self._tick(deadline))
-        await asyncio.gather(*clients, return_exceptions=True)
-        ticker.cancel()
-        self.provider.failure_rate = self.settings.provider.failure_rate
+        try:
+            await asyncio.gather(*clients, return_exceptions=True)
+        finally:  # cancelled (Ctrl-C, SIGTERM): no client or ticker outlives the run
+            ticker.cancel()
+            for client in clients:
+                client.cancel()
+            self.provider.failure_rate = self.settings.provider.failure_rate
         self.result.duration_s = time.monotonic() - self.result.started_at
         return self.result
 

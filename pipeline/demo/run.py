@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import random
+import signal
+import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import psycopg
-from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
-from opentelemetry.trace import NoOpTracerProvider, TracerProvider
-
-from collectors.logs import LogBridge, LogBridgeSettings
-from collectors.runtime import LoopMonitor
-from collectors.storage import ExplainOptions, StorageTelemetry, instrument_drivers, uninstrument_drivers
-from collectors.websocket import WebSocketInstrumentation
-from pipeline.bootstrap import Telemetry, build_telemetry
-from pipeline.config import Settings
+from pipeline.bootstrap import Telemetry
+from pipeline.config import Settings, env_names
 from pipeline.db import Database, open_database, to_url
 from pipeline.demo.loadgen import LoadGenerator, LoadResult
 from pipeline.demo.provider import Provider
@@ -30,9 +26,13 @@ from pipeline.demo.seed import seed, set_history_index
 from pipeline.demo.service import CLIENT_OPS, SERVER_OPS, DemoService
 from pipeline.demo.stats import SpanStats
 from pipeline.demo.store import Store
-from pipeline.errors import SieveError
-from pipeline.health import CachedCheck, ComponentState
+from pipeline.errors import ListenError, SieveError
 from pipeline.migrate import migrate
+from pipeline.root import Sieve, noop, setup
+
+log = logging.getLogger(__name__)
+DEMO_LOG_MAX_BYTES = 20 * 1024 * 1024
+DEMO_LOG_BACKUPS = 3
 
 
 @dataclass
@@ -41,107 +41,100 @@ class DemoStack:
 
     settings: Settings
     database: Database
-    telemetry: Telemetry | None
+    sieve: Sieve
     stats: SpanStats
     store: Store
     provider: Provider
     service: DemoService
-    storage: StorageTelemetry | None = None
-    loop_monitor: LoopMonitor | None = None
-    logs: LogBridge | None = None
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        return self.sieve.telemetry
 
     async def close(self) -> None:
-        if self.loop_monitor:
-            await self.loop_monitor.stop()
-        await self.service.stop()
-        await self.store.close()
-        if self.storage:
-            await self.storage.close()
-        if self.telemetry:
-            self.telemetry.shutdown()  # decides held traces, so held log records follow them
-            if self.logs:
-                self.logs.uninstall()
-            # The driver instrumentations are process-wide and bound to this stack's tracer provider.
-            uninstrument_drivers()
-        self.database.close()
+        async def database() -> None:
+            self.database.close()  # the embedded Postgres stops with its last holder
+
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("service", self.service.stop),
+            ("store", self.store.close),
+            ("pipeline", self.sieve.aclose),  # decides held traces, so held log records follow them
+            ("database", database),
+        ]
+        for name, step in steps:
+            t0 = time.perf_counter()
+            await step()
+            log.debug("demo stop: %s in %.0f ms", name, (time.perf_counter() - t0) * 1000)
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo declares its protocol to the WebSocket instrumentation: a JSON envelope with these ops."""
+    websocket = settings.websocket.model_copy(
+        update={
+            "envelope": "json_strict",
+            "ops": tuple(sorted(CLIENT_OPS)),
+            "send_ops": tuple(sorted(SERVER_OPS)),
+            "max_message_bytes": settings.service.max_message_bytes,
+        }
+    )
+    update: dict[str, Any] = {"websocket": websocket}
+    if settings.service_name == "unknown_service":
+        update["service_name"] = "sieve-demo"
+    return settings.model_copy(update=update)
 
 
 async def start_stack(settings: Settings, *, instrumented: bool = True, install_globals: bool = False) -> DemoStack:
+    """Postgres, migrations, seed data, the pipeline (``pipeline.setup``) and the instrumented service."""
     database = open_database(settings.database)
     migrate(database.dsn)
     seed(database.dsn, settings.demo)
     set_history_index(database.dsn, settings.demo.with_index)
+    settings = demo_settings(settings)
     stats = SpanStats()
-    telemetry: Telemetry | None = None
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
     if instrumented:
         if settings.tracing.spans_file:
             settings.tracing.spans_file.unlink(missing_ok=True)  # one run's traces per file
-        telemetry = build_telemetry(
-            settings,
-            upstream_processors=[stats],
-            install_globals=install_globals,
-            database_dsn=settings.sink.dsn or database.dsn,
-        )
-        tracer_provider, meter_provider = telemetry.tracer_provider, telemetry.meter_provider
-        instrument_drivers(tracer_provider)
-        telemetry.readiness.register("database", CachedCheck(lambda: _database_state(database.dsn)))
+        sieve = setup(settings, database_dsn=database.dsn, install_globals=install_globals, upstream_processors=[stats])
     else:
-        # The baseline for benchmarks: no SDK at all, the API's no-op providers.
-        tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
-    explain = settings.storage.explain
-    storage = StorageTelemetry(
-        tracer_provider,
-        meter_provider,
-        slow_threshold_ms=settings.storage.slow_threshold_ms,
-        slow_thresholds_ms=settings.storage.slow_thresholds_ms,
-        explain=ExplainOptions(
-            dsn=to_url(database.dsn),
-            analyze=explain.analyze,
-            max_per_minute=explain.max_per_minute,
-            cache_ttl_s=explain.cache_ttl_s,
-            timeout_ms=explain.timeout_ms,
+        sieve = noop(settings)  # the benchmarks' baseline: the API's no-op providers, no SDK at all
+    store = await Store.open(to_url(database.dsn), sieve.storage, settings.service)
+    provider = Provider(settings.provider, sieve.tracer_provider, random.Random(1))
+    service = await DemoService(settings.service, store, provider, sieve.websocket, logs=sieve.logs).start()
+    return DemoStack(settings, database, sieve, stats, store, provider, service)
+
+
+def check_ports(settings: Settings) -> None:
+    """Fail before Postgres starts and the seed runs when a port the demo needs is taken: one line, exit 2."""
+    wanted = [(settings.service.host, settings.service.port, "service.port, env SIEVE_SERVICE__PORT or --port")]
+    if settings.prometheus.enabled:
+        wanted.append(
+            (
+                settings.prometheus.host,
+                settings.prometheus.port,
+                f"prometheus.port, env {' or '.join(env_names(('prometheus', 'port')))} or --metrics-port",
+            )
         )
-        if instrumented and explain.enabled
-        else None,
-    )
-    store = await Store.open(to_url(database.dsn), storage, settings.service)
-    provider = Provider(settings.provider, tracer_provider, random.Random(1))
-    ws = WebSocketInstrumentation(
-        tracer_provider,
-        meter_provider,
-        ops=CLIENT_OPS,
-        send_ops=SERVER_OPS,
-        max_message_bytes=settings.service.max_message_bytes,
-    )
-    bridge: LogBridge | None = None
-    if telemetry is not None and telemetry.log_sampler is not None:
-        bridge = LogBridge(
-            telemetry.logger_provider, telemetry.log_sampler, LogBridgeSettings(**settings.logs.bridge)
-        ).install()
-    service = await DemoService(settings.service, store, provider, ws, logs=bridge).start()
-    monitor = LoopMonitor(meter_provider).start() if instrumented else None
-    return DemoStack(settings, database, telemetry, stats, store, provider, service, storage, monitor, bridge)
-
-
-def _database_state(dsn: str) -> ComponentState:
-    t0 = time.perf_counter()
-    try:
-        with suppress_instrumentation(), psycopg.connect(dsn, connect_timeout=2, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return ComponentState(False, {"error": str(exc).splitlines()[0][:200]})
-    return ComponentState(True, {"round_trip_ms": round((time.perf_counter() - t0) * 1000, 1)})
+    for host, port, setting in wanted:
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise ListenError(host, port, setting, exc) from None
 
 
 async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys.stderr) -> dict[str, Any]:
+    check_ports(settings)
     print(f"sieve demo: starting Postgres ({_where(settings)}), migrating, seeding...", file=out, flush=True)
     from loguru import logger
 
     logger.remove()  # loguru's default stderr sink would print over the progress line
     log_file = settings.demo.report_path.parent / "demo.log"
-    logger.add(log_file, level="DEBUG")
+    # Size-bounded: a --serve run or many runs never fill the disk (the current file and three rotated ones).
+    logger.add(log_file, level="DEBUG", rotation=DEMO_LOG_MAX_BYTES, retention=DEMO_LOG_BACKUPS, enqueue=False)
+    _stop_on_sigterm()
     stack = await start_stack(settings, install_globals=True)
     telemetry = stack.telemetry
     assert telemetry is not None
@@ -158,8 +151,7 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
     try:
         result = await load.run(settings.demo.duration_s)
         progress.cancel()
-        if stack.storage is not None:
-            await stack.storage.drain_plans()  # plans of the last slow reads join their traces
+        await stack.sieve.storage.drain_plans()  # plans of the last slow reads join their traces
         telemetry.force_flush()
         report = _report(result, stack)
         _write(report, settings.demo.report_path)
@@ -173,6 +165,16 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
     finally:
         progress.cancel()
         await stack.close()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (docker stop, systemd, Kubernetes) stops the demo as Ctrl-C does: the main task is cancelled and
+    every ``finally`` runs: held traces decided, the last metric collection written, Postgres stopped."""
+    task = asyncio.current_task()
+    if task is None:
+        return
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals here (a thread, Windows)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
@@ -191,8 +193,8 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         extra["sink"] = {k: sink[k] for k in keys if k in sink}
     if telemetry.log_sampler is not None:
         extra["logs"] = telemetry.log_sampler.stats()
-    if stack.loop_monitor is not None:
-        extra["event_loop"] = {"max_lag_ms": round(stack.loop_monitor.max_lag_s * 1000, 1)}
+    if stack.sieve.loop_monitor is not None:
+        extra["event_loop"] = {"max_lag_ms": round(stack.sieve.loop_monitor.max_lag_s * 1000, 1)}
     settings = stack.settings
     extra["setup"] = {
         "history_index": settings.demo.with_index,

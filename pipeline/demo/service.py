@@ -1,4 +1,4 @@
-"""The demo WebSocket service: the old daemon's "op" protocol (shared/reference/old-system.md section 3.2).
+"""The demo WebSocket service: the old daemon's "op" protocol (docs/background.md section 1).
 
 Client ops: ``hello`` (first, within the hello timeout), ``call_tool``, ``list_tools``, ``ping``, ``cancel``.
 Server ops: ``hello_ack``, ``progress``, ``stream_chunk``, ``stream_complete``, ``call_tool_res``,
@@ -7,7 +7,13 @@ message not ``hello``, 4002 hello timeout, 4003 unauthorised.
 
 Each ``call_tool`` turn: conversation lookup by continuation id, the newest page of history, a streamed call to
 the provider, then the turn's messages written. Turns run as tasks (up to 8 in flight per connection, as in the
-old daemon) so ``ping`` and ``cancel`` are answered while a turn streams.
+old daemon; a ninth is refused with ``busy``) so ``ping`` and ``cancel`` are answered while a turn streams.
+
+Every turn gets an answer: a storage failure (or a storage call past ``service.storage_timeout_s``) replies
+``storage_unavailable``, any other failure ``internal_error``, at once, and the turn's span records it. Text a
+database would refuse (NUL, lone surrogates) is refused as ``invalid_request`` before it reaches a driver.
+One client cannot pin much memory: frames are limited to a little over ``max_message_bytes``, the receive queue
+holds a few frames, and turns in flight are bounded.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import uuid
 from contextlib import suppress
 from typing import Any
 
+from opentelemetry import trace
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -28,7 +35,8 @@ from collectors.logs import LogBridge, disabled_category
 from collectors.websocket import Message, WebSocketInstrumentation
 from pipeline.config import ServiceSettings
 from pipeline.demo.provider import Provider, ProviderError
-from pipeline.demo.store import NewMessage, Store
+from pipeline.demo.store import NewMessage, Store, StoreUnavailable
+from pipeline.errors import ListenError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,7 @@ CLOSE_NOT_HELLO = 4001
 CLOSE_HELLO_TIMEOUT = 4002
 CLOSE_UNAUTHORISED = 4003
 MAX_IN_FLIGHT = 8
+RECEIVE_QUEUE_FRAMES = 4  # websockets' default is 16: with 1 MiB frames, 16 MiB a connection before any turn
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 
 
@@ -59,7 +68,7 @@ class DemoService:
         ws: WebSocketInstrumentation,
         logs: LogBridge | None = None,
     ) -> None:
-        # The old daemon's log categories (old-system.md section 2.5), now sampled before a record is built.
+        # The old daemon's log categories (docs/background.md section 2), now sampled before a record is built.
         category = logs.category if logs is not None else disabled_category
         self._log_send, self._log_loop = category("SAFE_SEND"), category("MSG_LOOP")
         self._log_session, self._log_cleanup = category("SESSION"), category("CLEANUP")
@@ -70,14 +79,20 @@ class DemoService:
         self._server: Server | None = None
 
     async def start(self) -> DemoService:
-        self._server = await serve(
-            self.handle,
-            self.settings.host,
-            self.settings.port,
-            # The library's own limit sits above ours so an oversized message is answered, not a dropped socket.
-            max_size=self.settings.max_message_bytes * 4,
-            **self.ws.serve_kwargs(),
-        )
+        try:
+            self._server = await serve(
+                self.handle,
+                self.settings.host,
+                self.settings.port,
+                # The library's own limit sits a little above ours so an oversized message is answered (too_large),
+                # not a dropped socket; far larger frames are refused by the library (close 1009, counted).
+                max_size=self.settings.max_message_bytes + 16 * 1024,
+                max_queue=RECEIVE_QUEUE_FRAMES,
+                **self.ws.serve_kwargs(),
+            )
+        except OSError as exc:
+            setting = "service.port, env SIEVE_SERVICE__PORT or --port"
+            raise ListenError(self.settings.host, self.settings.port, setting, exc) from None
         return self
 
     @property
@@ -100,11 +115,9 @@ class DemoService:
             if session_id is None:
                 return
             in_flight: dict[str, asyncio.Task[None]] = {}
-            slots = asyncio.Semaphore(MAX_IN_FLIGHT)
             try:
                 async for raw in connection:
-                    self._log_loop.debug("received session={} bytes={}", session_id, len(raw))
-                    await self._dispatch(connection, raw, session_id, in_flight, slots)
+                    await self._dispatch(connection, raw, session_id, in_flight)
             except ConnectionClosed:
                 pass
             finally:
@@ -134,7 +147,7 @@ class DemoService:
                 await connection.close(CLOSE_NOT_HELLO, "first message must be hello")
                 return None
             token = body.get("token")
-            if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.settings.token.encode()):
+            if not isinstance(token, str) or not hmac.compare_digest(_bytes(token), _bytes(self.settings.token)):
                 # Never log the token or a prefix of it (the old daemon logged ten characters of both).
                 msg.fail("unauthorized")
                 self._log_session.warning("hello rejected: unauthorized")
@@ -155,9 +168,10 @@ class DemoService:
         raw: str | bytes,
         session_id: str,
         in_flight: dict[str, asyncio.Task[None]],
-        slots: asyncio.Semaphore,
     ) -> None:
         msg = self.ws.start_message(connection, raw)
+        with trace.use_span(msg.span, end_on_exit=False):  # the line follows its message's trace
+            self._log_loop.debug("received session={} bytes={}", session_id, len(raw))
         op = msg.body.get("op") if msg.body else None
         if op not in ("call_tool", "tool_call"):
             async with self.ws.scope(msg):
@@ -165,14 +179,19 @@ class DemoService:
             return
         # A turn runs in its own task (its span already started at receipt), so ping and cancel stay responsive.
         request_id = _request_id(msg.body)
+        refusal = None
         if request_id in in_flight:
+            refusal = ("duplicate_request", "request_id already in flight")
+        elif len(in_flight) >= MAX_IN_FLIGHT:
+            refusal = ("busy", f"{MAX_IN_FLIGHT} turns already in flight on this connection")
+        if refusal is not None:
             async with self.ws.scope(msg):
-                await self._error(connection, msg, "duplicate_request", "request_id already in flight", request_id)
+                await self._error(connection, msg, *refusal, request_id)
             return
 
         async def run() -> None:
-            async with slots, self.ws.scope(msg):
-                await self._call_tool(connection, msg, session_id)
+            async with self.ws.scope(msg):
+                await self._answered_turn(connection, msg, session_id, request_id)
 
         task = asyncio.create_task(run())
         in_flight[request_id] = task
@@ -207,6 +226,22 @@ class DemoService:
 
     # -- a turn --------------------------------------------------------------------------------------
 
+    async def _answered_turn(self, connection: ServerConnection, msg: Message, session_id: str, rid: str) -> None:
+        """Run a turn; whatever fails, the client gets an ``error`` reply now, not at its own timeout."""
+        try:
+            async with asyncio.timeout(self.settings.turn_timeout_s):
+                await self._call_tool(connection, msg, session_id)
+        except StoreUnavailable as exc:
+            self._log_session.error("storage unavailable request_id={} error={}", rid, exc)
+            msg.span.record_exception(exc)
+            await self._error(connection, msg, "storage_unavailable", "storage is unavailable; try again", rid)
+        except TimeoutError:
+            await self._error(connection, msg, "timeout", f"no answer within {self.settings.turn_timeout_s:g} s", rid)
+        except Exception as exc:  # a bug: answer, record it on the span, log it with its trace
+            self._log_session.exception("turn failed request_id={}", rid)
+            msg.span.record_exception(exc)
+            await self._error(connection, msg, "internal_error", "internal error", rid)
+
     async def _call_tool(self, connection: ServerConnection, msg: Message, session_id: str) -> None:
         body = msg.body or {}
         request_id = _request_id(body)
@@ -215,7 +250,15 @@ class DemoService:
         name = tool.get("name") if isinstance(tool, dict) else body.get("name")
         arguments = body.get("arguments") or {}
         if name not in TOOLS or not isinstance(arguments, dict):
-            detail = f"unknown tool or bad arguments: {str(name)[:64]!r}"
+            detail = f"unknown tool or bad arguments: {_printable(name)!r}"
+            await self._error(connection, msg, "invalid_request", detail, request_id)
+            return
+        bad = next(
+            (k for k, v in arguments.items() if not _storable(k) or (isinstance(v, str) and not _storable(v))), None
+        )
+        if bad is not None:
+            # Postgres refuses NUL in text and lone surrogates in UTF-8: say so now, not as a storage failure.
+            detail = f"argument {_printable(bad)!r} holds text a database cannot store (NUL or a lone surrogate)"
             await self._error(connection, msg, "invalid_request", detail, request_id)
             return
         msg.span.set_attribute("sieve.demo.tool", str(name))
@@ -295,6 +338,26 @@ class DemoService:
         if request_id:
             payload["request_id"] = request_id
         await self._send(connection, payload)
+
+
+def _bytes(text: str) -> bytes:
+    # A JSON string may hold a lone surrogate ("\ud800"): strict UTF-8 would raise in the middle of a hello.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _storable(text: str) -> bool:
+    """True for text Postgres accepts: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(value: object) -> str:
+    return str(value)[:64].encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
 
 
 def _request_id(body: dict[str, Any] | None) -> str:

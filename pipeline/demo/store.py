@@ -10,11 +10,15 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import psycopg
+import psycopg_pool
 from psycopg_pool import AsyncConnectionPool
 
 from collectors.storage import StorageTelemetry
@@ -47,11 +51,47 @@ class NewMessage:
         return hashlib.sha256(f"{self.turn_id}\x00{self.role}\x00{self.content}".encode()).hexdigest()
 
 
+class StoreUnavailable(Exception):
+    """The database could not be reached or did not answer in time: the turn fails fast, the client is told."""
+
+
+# Failures of the database or the way to it, as opposed to a bug in a statement (which stays what it is).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    # A pooled connection whose server went away is noticed only on use, as "another operation is in progress".
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+)
+
+
 class Store:
-    def __init__(self, reads: asyncpg.Pool, writes: AsyncConnectionPool, telemetry: StorageTelemetry) -> None:
+    def __init__(
+        self,
+        reads: asyncpg.Pool,
+        writes: AsyncConnectionPool,
+        telemetry: StorageTelemetry,
+        timeout_s: float = 5.0,
+    ) -> None:
         self._reads = reads
         self._writes = writes
         self._t = telemetry
+        self._timeout_s = timeout_s
+
+    @asynccontextmanager
+    async def _available(self) -> AsyncIterator[None]:
+        """A storage call within its deadline (pool wait included); the database's failures as StoreUnavailable."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                yield
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
     @classmethod
     async def open(cls, dsn: str, telemetry: StorageTelemetry, settings: ServiceSettings) -> Store:
@@ -83,14 +123,20 @@ class Store:
         await writes.open(wait=True, timeout=30)
         telemetry.watch_asyncpg_pool(reads, "asyncpg", idle_lifetime_s=settings.pool_idle_lifetime_s)
         telemetry.watch_psycopg_pool(writes, "psycopg")
-        return cls(reads, writes, telemetry)
+        return cls(reads, writes, telemetry, settings.storage_timeout_s)
 
     async def close(self) -> None:
-        await self._reads.close()
-        await self._writes.close()
+        """Close both pools; a database that does not answer gets its connections dropped after a few seconds."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._reads.close()
+        except TimeoutError:
+            self._reads.terminate()
+        await self._writes.close(timeout=self._timeout_s)
 
     async def get_conversation_by_continuation_id(self, continuation_id: str) -> Conversation | None:
         async with (
+            self._available(),
             self._t.operation("get_conversation_by_continuation_id", driver="asyncpg") as op,
             self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
         ):
@@ -103,6 +149,7 @@ class Store:
 
     async def save_conversation(self, continuation_id: str, session_id: str, title: str) -> Conversation:
         async with (
+            self._available(),
             self._t.operation("save_conversation", driver="asyncpg") as op,
             self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
         ):
@@ -123,6 +170,7 @@ class Store:
     ) -> list[StoredMessage]:
         """The newest ``limit`` messages, newest first; ``before`` pages further back."""
         async with (
+            self._available(),
             self._t.operation("get_conversation_messages", driver="asyncpg") as op,
             self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
         ):
@@ -140,6 +188,7 @@ class Store:
     async def save_messages(self, conversation_id: uuid.UUID, messages: list[NewMessage]) -> int:
         """Insert a turn's messages; a retried turn inserts nothing twice. Returns rows inserted."""
         async with (
+            self._available(),
             self._t.operation("save_messages", driver="psycopg") as op,
             self._t.acquire_psycopg(self._writes, "psycopg") as conn,
         ):

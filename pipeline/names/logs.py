@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from pipeline.names import Kind, MetricSpec
 from pipeline.names.sampling import SPAN_PROBABILITY, SPAN_REASON
+from pipeline.names.spec import Kind, MetricSpec
 
 # Attributes on kept records (also the keys under which the bridge stores them in loguru's ``record["extra"]``).
 PROBABILITY: Final = SPAN_PROBABILITY  # float in (0, 1]: the keep probability of the path that kept the record

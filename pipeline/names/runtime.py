@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.names import Kind, MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 LOOP_LAG = MetricSpec(
     "runtime.asyncio.loop.lag",

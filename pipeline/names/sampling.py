@@ -12,7 +12,7 @@ The ``SPAN_*`` attribute keys are written on every kept span so counts can be re
 
 from __future__ import annotations
 
-from pipeline.names import Kind, MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 # Attributes stamped on kept spans.
 SPAN_PROBABILITY = "sieve.sampling.probability"  # float in (0, 1]: effective keep probability of the trace

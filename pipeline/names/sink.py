@@ -7,12 +7,13 @@ Nothing is discarded without one of these counters moving.
 
 from __future__ import annotations
 
-from pipeline.names import Kind, MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 # Attribute keys.
 SIGNAL = "sieve.sink.signal"  # "points" | "spans" | "events"
-DROP_REASON = "sieve.sink.reason"  # queue_full | spool_full | spool_error | spool_corrupt | rejected | closed
-OUTCOME = "sieve.sink.outcome"  # "ok" | "transient" | "rejected"
+# queue_full | spool_full | spool_error | spool_corrupt | rejected | closed | unencodable | internal_error
+DROP_REASON = "sieve.sink.reason"
+OUTCOME = "sieve.sink.outcome"  # "ok" | "transient" | "timeout" (past the client-side deadline) | "rejected"
 BREAKER_STATE_LABEL = "sieve.sink.breaker.state"  # "closed" | "open" | "half_open"
 
 # Values of sieve.sink.breaker.state (the gauge); ordered by how bad they are.

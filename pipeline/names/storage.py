@@ -7,7 +7,7 @@ pooled connection, establishing one, and executing.
 
 from __future__ import annotations
 
-from pipeline.names import Kind, MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 # Attribute keys.
 DB_SYSTEM = "db.system.name"
@@ -21,12 +21,13 @@ POOL_WAIT_S = "sieve.db.pool_wait_s"
 CONNECT_S = "sieve.db.connect_s"
 EXECUTE_S = "sieve.db.execute_s"
 ROWS = "db.response.returned_rows"
-# Statement identity (issue 6): the pg_query fingerprint ignores literals, parameters, comments and IN-list
+# Statement identity: the pg_query fingerprint ignores literals, parameters, comments and IN-list
 # lengths, so every call of one statement shape shares it; the normalised text has literals replaced by $n.
 FINGERPRINT = "sieve.db.fingerprint"
 STATEMENT = "sieve.db.statement"  # normalised text of the operation's slowest statement
 QUERY_SUMMARY = "db.query.summary"  # semconv: "SELECT public.messages"
 STATEMENTS = "sieve.db.statements"  # statements the operation ran
+REPEATS = "sieve.db.repeats"  # the most times one statement shape ran in the operation (set when above 1)
 SLOW = "sieve.db.slow"  # the operation took longer than its slow threshold (the sampler keeps its trace)
 CONNECTS = "sieve.db.connects"  # connections the operation had to open
 # ... re-opening a connection the pool had closed for idling (the pool was no bigger than it had been before)

@@ -6,7 +6,7 @@ conventions' shape under a ``websocket.`` namespace; ``network.*``, ``error.type
 
 from __future__ import annotations
 
-from pipeline.names import Kind, MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 # Attribute keys.
 OP = "websocket.message.op"  # bounded: known ops, else "other"

@@ -21,7 +21,6 @@ In-process-only keys (a Collector would reject them, so keep them out of ``otel-
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.durations import parse_duration
 from pipeline.errors import ConfigError
 from pipeline.sampling.budget import BudgetSettings
 from pipeline.sampling.policies import PolicySpec
@@ -39,35 +39,6 @@ log = logging.getLogger(__name__)
 TRACE_COMPLETE = "trace-complete"
 SPAN_INGEST = "span-ingest"
 DEFAULT_ROOT_WAIT_S = 2.0
-
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(setting: str, value: object) -> float:
-    """A Go duration (``"2s"``, ``"100ms"``, ``"1m30s"``, ``"0"``) in seconds. An integer means nanoseconds,
-    as the Collector's config decoder treats it. Negative durations are refused."""
-    if isinstance(value, bool):
-        raise ConfigError(setting, value, 'a duration such as "2s" or "100ms"')
-    if isinstance(value, int):
-        if value < 0:
-            raise ConfigError(setting, value, "a duration >= 0")
-        return value / 1e9
-    if not isinstance(value, str):
-        raise ConfigError(setting, value, 'a duration such as "2s" or "100ms"')
-    text = value.strip()
-    if text == "0":
-        return 0.0
-    position, total = 0, 0.0
-    while position < len(text):
-        match = _DURATION_PART.match(text, position)
-        if match is None:
-            raise ConfigError(setting, value, 'a duration such as "2s", "100ms" or "1m30s" (units ns us ms s m h)')
-        total += float(match.group(1)) * _UNIT_S[match.group(2)]
-        position = match.end()
-    if position == 0:
-        raise ConfigError(setting, value, 'a duration such as "2s"')
-    return total
 
 
 @dataclass(frozen=True)

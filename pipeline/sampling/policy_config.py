@@ -13,6 +13,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.durations import parse_duration
 from pipeline.errors import ConfigError
 from pipeline.sampling.policies import ALL_TYPES, PolicySpec, RateAllocation
 
@@ -70,8 +71,6 @@ def _fields(cls: type[PolicySpec], block: Mapping[str, Any], setting: str) -> di
 
 def _convert(hint: Any, value: Any, setting: str, *, duration: bool = False) -> Any:
     if duration:
-        from pipeline.sampling.config import parse_duration  # config imports this module
-
         return parse_duration(setting, value)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

@@ -46,6 +46,7 @@ YIELD_AFTER_S = 0.002  # worker time between voluntary GIL hand-offs (the interp
 _WAKE_BATCH = 512  # wake the worker early once this many spans wait
 _PASS_THROUGH_QUEUE = 20_000
 _JOIN_TIMEOUT_S = 5.0
+_COLLECT_WAIT_S = 1.0  # a scrape waits at most this long for the worker's cycle
 
 
 class TailSamplingProcessor(SpanProcessor):
@@ -88,7 +89,7 @@ class TailSamplingProcessor(SpanProcessor):
         self.span_counts: SpanCounts | None = None
         if span_metrics and meter_provider is not None:
             self.span_counts = SpanCounts(max_span_names)
-            SpanMetricsPublisher(self.span_counts, meter_provider)
+            SpanMetricsPublisher(self.span_counts, meter_provider, before_collect=self._drain_for_metrics)
         self._listeners: list[DecisionListener] = []
         self._batch_listeners: list[BatchListener] = []
         self._worker = threading.Thread(target=self._run, name="sieve-tail-sampler", daemon=True)
@@ -160,6 +161,15 @@ class TailSamplingProcessor(SpanProcessor):
             self._downstream.shutdown()
         except Exception:
             self._internal_errors += 1
+
+    def _drain_for_metrics(self) -> None:
+        """A metric reader is collecting: run a cycle now (if the worker is not in one) so what is queued is
+        counted - span metrics stay exact at every scrape, not one tick behind."""
+        if self._queue and self._lock.acquire(timeout=_COLLECT_WAIT_S):
+            try:
+                self._cycle()
+            finally:
+                self._lock.release()
 
     # -- worker --------------------------------------------------------------------------------------------
 

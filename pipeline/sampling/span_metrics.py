@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -171,10 +171,17 @@ class _BulkHistogram:
 
 
 class SpanMetricsPublisher:
-    """Registers the three span metrics on ``meter_provider``; they read ``counts`` at collection time."""
+    """Registers the three span metrics on ``meter_provider``; they read ``counts`` at collection time.
 
-    def __init__(self, counts: SpanCounts, meter_provider: MeterProvider) -> None:
+    ``before_collect`` (the tail sampler's "count what is queued now") runs first, so a scrape right after a span
+    ended already counts it, as when span metrics were recorded in ``on_end``.
+    """
+
+    def __init__(
+        self, counts: SpanCounts, meter_provider: MeterProvider, before_collect: Callable[[], None] | None = None
+    ) -> None:
         self.counts = counts
+        self._before_collect = before_collect
         meter = meter_provider.get_meter("pipeline.sampling.span_metrics")
         histogram = meter.create_histogram(
             n.SPAN_DURATION.name,
@@ -203,6 +210,11 @@ class SpanMetricsPublisher:
     def _calls(self, options: CallbackOptions) -> Iterable[Observation]:
         # Called at the start of each reader's collection, before instruments are read: the durations join the
         # histogram now, so this collection already has them.
+        if self._before_collect is not None:
+            try:
+                self._before_collect()
+            except Exception:
+                self.counts.errors_caught += 1
         self.flush()
         return [Observation(s.calls, s.attrs) for s in self.counts.series()]
 

@@ -2,7 +2,7 @@
 
 The group's time is split three ways: waiting for a pooled connection, opening one, executing. The diagnosis
 follows the time, not the slowest single call: the old system chased a 0.544 s outlier of a query whose median
-never changed, while the real 0.35 s sat in connection set-up after idle (shared/reference/old-system.md §5.2).
+never changed, while the real 0.35 s sat in connection set-up after idle (docs/background.md section 3).
 Each finding explains one share of the time, and findings are ordered by that share.
 
 - pool wait share >= ``POOL_SATURATION_SHARE``: ``pool_saturation``;
@@ -25,7 +25,7 @@ from pglast.stream import maybe_double_quote_name
 
 from pipeline.slowlookups.model import DiagnosedGroup, Finding, LookupGroup, Report
 from pipeline.slowlookups.plan import IndexPattern, is_analyzed, key_nodes, plan_root, sorts_over_scans
-from pipeline.slowlookups.statement import SelectShape, SortColumn, TableUse, is_read_only_select, select_shape
+from pipeline.sqlshape import SelectShape, SortColumn, TableUse, is_read_only_select, select_shape
 
 # Half of the slow calls' time spent queueing for a connection: the pool, not the database, sets the latency.
 POOL_SATURATION_SHARE = 0.5

@@ -1,6 +1,6 @@
 """What `sieve slow-lookups` works on: slow storage spans grouped by statement fingerprint, and what it concludes.
 
-A ``LookupGroup`` is one row of ``monitoring.get_slow_lookup_groups`` (sql/0105_slow_lookups.sql): the slow
+A ``LookupGroup`` is one row of ``monitoring.get_slow_lookup_groups`` (sql/functions/50_slow_lookups.sql): the slow
 repository operations of a window that ran the same statement shape. ``diagnose`` turns one into ``Finding``s.
 Both are plain values so the diagnosis is pure and tested without a database.
 """

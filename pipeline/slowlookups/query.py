@@ -1,8 +1,7 @@
-"""Reading slow lookups from the Postgres sink (``monitoring.get_slow_lookup_groups``, sql/0105)."""
+"""Reading slow lookups from the Postgres sink (``monitoring.get_slow_lookup_groups``, sql/functions/)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,26 +9,13 @@ import psycopg
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from psycopg.rows import dict_row
 
-from pipeline.errors import ConfigError
-from pipeline.sampling.config import parse_duration
+from pipeline.durations import parse_window
 from pipeline.slowlookups.model import LookupGroup
-
-# Go durations (30m, 1h30m, 90s) as the Collector config has them, plus days and weeks for looking back.
-_LONG = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|w)\s*$")
-_LONG_S = {"d": 86400, "w": 604800}
 
 
 def parse_since(text: str) -> timedelta:
-    """``90s``, ``30m``, ``1h30m``, ``2d``, ``1w`` as a timedelta; anything else is a ConfigError naming the flag."""
-    accepted = "a positive duration: 90s, 30m, 1h30m (Go units ns us ms s m h), or days and weeks: 2d, 1w"
-    m = _LONG.match(text)
-    try:
-        seconds = float(m.group(1)) * _LONG_S[m.group(2)] if m else parse_duration("--since", text)
-    except ConfigError:
-        raise ConfigError("--since", text, accepted) from None
-    if seconds <= 0:
-        raise ConfigError("--since", text, accepted)
-    return timedelta(seconds=seconds)
+    """``--since``: ``90s``, ``30m``, ``1h30m``, ``2d``, ``1w`` as a timedelta."""
+    return parse_window("--since", text)
 
 
 def _plan_node(plan: Any) -> dict[str, Any] | None:

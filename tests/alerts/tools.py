@@ -1,8 +1,10 @@
-"""External tools the alert and stack tests run (``promtool``, ``amtool``, ``prometheus``).
+"""External tools the alert and stack tests run (``promtool``, ``amtool``, ``prometheus``, ``docker-compose``).
 
-Missing tools skip a test on a developer machine, with the reason. In CI (the ``CI`` environment variable set,
-as ``.ci/run`` runs under every CI service) a missing ``promtool`` or ``prometheus`` fails instead: ``.ci/run``
-installs Debian's ``prometheus`` package, so their absence there is a broken pipeline, not an optional extra.
+Missing tools skip a test on a developer machine, with the reason (and the Debian package to install). In CI
+(the ``CI`` environment variable set, as ``.ci/run`` runs under every CI service) a missing tool fails instead:
+``.ci/run`` installs Debian's ``prometheus``, ``prometheus-alertmanager`` and ``docker-compose`` packages, so
+their absence there is a
+broken pipeline, not an optional extra.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ ALERTS_DIR = REPO / "dashboards" / "alerts"
 RULES_FILE = ALERTS_DIR / "sieve.rules.yml"
 RUNBOOKS_FILE = ALERTS_DIR / "runbooks.md"
 RULE_TESTS_DIR = ALERTS_DIR / "tests"
-DEBIAN_PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager"}
+DEBIAN_PACKAGES = {
+    "promtool": "prometheus",
+    "prometheus": "prometheus",
+    "amtool": "prometheus-alertmanager",
+    "docker-compose": "docker-compose",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+}
 
 
 def require_tool(name: str, *, required_in_ci: bool = True) -> str:
@@ -30,7 +38,7 @@ def require_tool(name: str, *, required_in_ci: bool = True) -> str:
     package = DEBIAN_PACKAGES.get(name, name)
     reason = f"{name} is not installed (Debian package {package})"
     if required_in_ci and os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must provide it (.ci/run installs the prometheus package)")
+        pytest.fail(f"{reason}; CI must provide it (.ci/run installs the {package} package)")
     pytest.skip(reason)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from grafana_client.client import GrafanaBadInputError, GrafanaClientError, GrafanaServerError
 
+from pipeline.config import GrafanaSettings, load_settings
+from pipeline.errors import ConfigError
 from pipeline.grafana import cli, resources
 from pipeline.grafana.datasources import DataSourceSettings, PostgresSettings
 from pipeline.grafana.push import GrafanaAuthError, GrafanaRequestError, GrafanaUnreachable, Publisher
@@ -129,6 +134,10 @@ def test_a_datasource_name_taken_by_another_uid_is_a_clear_conflict(grafana, com
 # --- the command line --------------------------------------------------------------------------------------------
 
 
+def _settings(environ: dict[str, str]) -> GrafanaSettings:
+    return load_settings(environ=environ).grafana
+
+
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sieve")
     cli.add_parser(parser.add_subparsers(dest="command"))
@@ -144,12 +153,12 @@ def test_cli_push_with_settings_from_flags_and_environment(grafana, capsys):
     }
     seen = {}
 
-    def connector(url, env):
-        seen["url"] = url
+    def connector(settings):
+        seen["url"] = settings.url
         return grafana
 
     args = _args("--url", "http://grafana:3000", "--prometheus-url", "http://flag-prometheus:9090")
-    assert cli.run(args, environ, connector) == 0
+    assert cli.run(args, _settings(environ), connector) == 0
     assert seen["url"] == "http://grafana:3000"
     payloads = {p["uid"]: p for c in grafana.calls if c.method == "datasource.create_datasource" for p in c.args}
     assert payloads[resources.PROMETHEUS_UID]["url"] == "http://flag-prometheus:9090"  # a flag beats the env
@@ -167,27 +176,45 @@ def test_cli_has_no_password_flag():
 
 
 def test_cli_without_postgres_host_notes_the_missing_table(grafana, capsys):
-    assert cli.run(_args("--url", "http://g"), {}, lambda url, env: grafana) == 0
+    assert cli.run(_args("--url", "http://g"), _settings({}), lambda settings: grafana) == 0
     assert "no Postgres data source pushed" in capsys.readouterr().err
     assert resources.POSTGRES_UID not in grafana.datasources
 
 
 def test_cli_without_a_url_fails_clearly(capsys):
-    assert cli.run(_args(), {}) == 1
+    assert cli.run(_args(), _settings({})) == 1
     assert "no Grafana URL: pass --url or set GRAFANA_URL" in capsys.readouterr().err
 
 
 def test_cli_errors_name_grafana_without_its_credentials(capsys):
     url = f"http://admin:hunter2@127.0.0.1:{_closed_port()}/grafana"
-    assert cli.run(_args("--url", url, "--skip-datasources"), {"GRAFANA_TIMEOUT": "2"}) == 1
+    assert cli.run(_args("--url", url, "--skip-datasources"), _settings({"GRAFANA_TIMEOUT": "2"})) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"sieve dashboards push to http://127.0.0.1:{url.rsplit(':', 1)[1]}: cannot reach Grafana")
     assert "hunter2" not in err
 
 
-def test_cli_rejects_a_bad_timeout(capsys):
-    assert cli.run(_args(), {"GRAFANA_URL": "http://g", "GRAFANA_TIMEOUT": "soon"}) == 1
-    assert "GRAFANA_TIMEOUT='soon'" in capsys.readouterr().err
+def test_a_bad_timeout_is_a_setting_error():
+    with pytest.raises(
+        ConfigError, match=r"grafana.timeout_s \(env SIEVE_GRAFANA__TIMEOUT_S or GRAFANA_TIMEOUT\)='soon'"
+    ):
+        _settings({"GRAFANA_URL": "http://g", "GRAFANA_TIMEOUT": "soon"})
+
+
+def test_the_readme_push_command_starts(tmp_path, capsys):
+    """The README's `SIEVE_GRAFANA__PG_PASSWORD=... sieve dashboards push` reaches Grafana, not a settings error."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    env = {**os.environ, "SIEVE_GRAFANA__PG_PASSWORD": "pw", "GRAFANA_URL": url, "GRAFANA_TIMEOUT": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "dashboards", "push", "--pg-host", "db:5432"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr  # Grafana is unreachable: an operation failure, not exit 2
+    assert "cannot reach Grafana" in proc.stderr and "pw" not in proc.stderr
 
 
 # --- real HTTP: the real client against a socket that refuses, and a server that says 401 ---------------------------
@@ -222,13 +249,13 @@ def unauthorized_grafana() -> Iterator[str]:
 
 def test_401_exits_non_zero_and_says_what_to_set(unauthorized_grafana, capsys):
     environ = {"GRAFANA_URL": unauthorized_grafana, "GRAFANA_TOKEN": "wrong"}
-    assert cli.run(_args("--skip-datasources"), environ) == 1
+    assert cli.run(_args("--skip-datasources"), _settings(environ)) == 1
     err = capsys.readouterr().err
     assert "401 Unauthorized while reading folder sieve" in err and "GRAFANA_TOKEN" in err
 
 
 def test_401_from_the_real_client_is_an_auth_error(unauthorized_grafana, committed):
-    api = cli.connect(unauthorized_grafana, {"GRAFANA_TOKEN": "wrong"})
+    api = cli.connect(_settings({"GRAFANA_URL": unauthorized_grafana, "GRAFANA_TOKEN": "wrong"}))
     with pytest.raises(GrafanaAuthError) as info:
         Publisher(api).push(committed, None)
     assert info.value.status == 401
@@ -243,6 +270,6 @@ def _closed_port() -> int:
 def test_unreachable_grafana_exits_non_zero(committed, capsys):
     url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(GrafanaUnreachable):
-        Publisher(cli.connect(url, {"GRAFANA_TIMEOUT": "2"})).push(committed, None)
-    assert cli.run(_args("--url", url), {"GRAFANA_TIMEOUT": "2"}) == 1
+        Publisher(cli.connect(_settings({"GRAFANA_URL": url, "GRAFANA_TIMEOUT": "2"}))).push(committed, None)
+    assert cli.run(_args("--url", url), _settings({"GRAFANA_TIMEOUT": "2"})) == 1
     assert "while reading folder sieve" in capsys.readouterr().err

@@ -9,23 +9,28 @@ from dataclasses import dataclass
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
-from collectors.websocket import WebSocketInstrumentation
-from pipeline.bootstrap import Telemetry, build_telemetry
+from pipeline.bootstrap import Telemetry
 from pipeline.config import Settings, load_settings
 from pipeline.demo.provider import Provider
-from pipeline.demo.service import CLIENT_OPS, SERVER_OPS, DemoService
+from pipeline.demo.run import demo_settings
+from pipeline.demo.service import DemoService
 from pipeline.demo.store import Store
+from pipeline.root import Sieve, setup
 
 
 @dataclass
 class Running:
     settings: Settings
-    telemetry: Telemetry
+    sieve: Sieve
     spans: InMemorySpanExporter
     service: DemoService
     provider: Provider
     store: Store
+
+    @property
+    def telemetry(self) -> Telemetry:
+        assert self.sieve.telemetry is not None
+        return self.sieve.telemetry
 
     @property
     def url(self) -> str:
@@ -51,29 +56,24 @@ async def start_demo(dsn: str, sampling: dict[str, object]) -> Running:
         provider={"latency_median_s": 0.01, "latency_sigma": 0.1, "chunks": 3, "failure_rate": 0.0},
         tracing={"schedule_delay_ms": 50},
         sampling=sampling,
+        sink={"enabled": False},
+        logs={"enabled": False},
+        storage={"explain": {"enabled": False}},
     )
+    settings = demo_settings(settings)
     spans = InMemorySpanExporter()
-    telemetry = build_telemetry(settings, span_exporters=[spans])
-    instrument_drivers(telemetry.tracer_provider)
-    storage = StorageTelemetry(telemetry.tracer_provider, telemetry.meter_provider)
-    store = await Store.open(dsn, storage, settings.service)
-    provider = Provider(settings.provider, telemetry.tracer_provider, random.Random(7))
-    ws = WebSocketInstrumentation(
-        telemetry.tracer_provider,
-        telemetry.meter_provider,
-        ops=CLIENT_OPS,
-        send_ops=SERVER_OPS,
-        max_message_bytes=settings.service.max_message_bytes,
-    )
-    service = await DemoService(settings.service, store, provider, ws).start()
-    return Running(settings, telemetry, spans, service, provider, store)
+    # The tests' own sink-less pipeline: spans to memory, no plan capture, no log bridge.
+    sieve = setup(settings, install_globals=False, span_exporters=[spans])
+    store = await Store.open(dsn, sieve.storage, settings.service)
+    provider = Provider(settings.provider, sieve.tracer_provider, random.Random(7))
+    service = await DemoService(settings.service, store, provider, sieve.websocket).start()
+    return Running(settings, sieve, spans, service, provider, store)
 
 
 async def stop_demo(running: Running) -> None:
     await running.service.stop()
     await running.store.close()
-    uninstrument_drivers()
-    running.telemetry.shutdown()
+    await running.sieve.aclose()
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import random
 import subprocess
 import sys
 
+from pipeline.sampling.fnv import _salt_state
 from pipeline.sampling.policies.hashing import (
     DEFAULT_HASH_SALT,
     MAX_UINT64,
-    _salt_state,
     collector_threshold,
     fnv1a64,
 )

@@ -90,3 +90,32 @@ def test_snapshot_counts_openings() -> None:
 def test_rejects_invalid_thresholds(args: tuple[int, float, float]) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(*args, clock=lambda: 0.0)
+
+
+def test_trip_opens_at_once_and_from_half_open_doubles_the_cooldown() -> None:
+    breaker, clock, transitions = make(threshold=5, reset_s=1.0, reset_max_s=3.0)
+    breaker.trip()  # one hung call is enough: no waiting for the threshold
+    assert breaker.state is BreakerState.OPEN and not breaker.allow()
+    assert breaker.snapshot()["cooldown_s"] == 1.0
+    breaker.trip()  # already open: stays open, the cooldown is not restarted twice over
+    assert transitions == [("closed", "open")]
+    clock.now += 1.0
+    assert breaker.allow() and breaker.state is BreakerState.HALF_OPEN
+    breaker.trip()
+    assert breaker.state is BreakerState.OPEN and breaker.snapshot()["cooldown_s"] == 2.0
+    assert breaker.snapshot()["times_opened"] == 2
+
+
+def test_with_the_default_settings_a_probe_is_never_more_than_five_seconds_away() -> None:
+    """Replay after an outage waits for the next probe at most: the cooldown stops growing at 5 s."""
+    from pipeline.export.postgres import SinkSettings
+
+    settings = SinkSettings()
+    breaker, clock, _ = make(1, settings.breaker_reset_s, settings.breaker_reset_max_s)
+    breaker.record_failure()
+    for _ in range(50):  # a long outage: fifty failed probes
+        clock.now += breaker.seconds_until_probe()
+        assert breaker.allow()
+        breaker.record_failure()
+        assert breaker.seconds_until_probe() <= 5.0
+    assert breaker.snapshot()["cooldown_s"] == settings.breaker_reset_max_s == 5.0

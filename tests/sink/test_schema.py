@@ -163,17 +163,16 @@ def test_the_old_single_row_api_still_works(conn: psycopg.Connection) -> None:
         conn.execute("SELECT monitoring.insert_metric('', '{}')")
 
 
-def test_slow_lookups_are_the_slowest_storage_spans_of_the_window(conn: psycopg.Connection) -> None:
-    batch = [span(duration_ms=d) for d in (5, 250, 40)]
-    batch.append(span(name="ws.message", duration_ms=900, attributes={}, kind="server"))  # not storage
-    batch.append(span(duration_ms=999, start_ts=iso(NOW - timedelta(hours=3))))  # outside the window
-    call(conn, "insert_spans", batch)
-    slow = conn.execute("SELECT duration_ms, statement FROM monitoring.get_slow_lookups(60, 2)").fetchall()
-    assert slow == [(250.0, "select 250"), (40.0, "select 40")]
-    trace = batch[0]["trace_id"]
-    assert [r[0] for r in conn.execute("SELECT span_id FROM monitoring.get_trace(%s)", (trace,))] == [
-        batch[0]["span_id"]
+def test_a_trace_reads_back_whole_in_start_order(conn: psycopg.Connection) -> None:
+    trace = uuid.uuid4().hex
+    batch = [
+        span(name=name, trace_id=trace, start_ts=iso(NOW - timedelta(milliseconds=ms)))
+        for name, ms in (("child", 5), ("root", 10), ("grandchild", 1))
     ]
+    batch.append(span(name="another trace"))
+    call(conn, "insert_spans", batch)
+    names = [r[0] for r in conn.execute("SELECT name FROM monitoring.get_trace(%s)", (trace,))]
+    assert names == ["root", "child", "grandchild"]
 
 
 def test_recent_points_of_a_metric(conn: psycopg.Connection) -> None:

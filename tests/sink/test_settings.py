@@ -25,7 +25,9 @@ def test_defaults_are_valid_and_frozen() -> None:
         ("connect_timeout_s", float("nan"), "finite"),
         ("retention_days", 0, "sink.retention_days"),
         ("backoff_max_s", 0.01, "backoff_base_s"),
-        ("breaker_reset_max_s", 0.5, "breaker_reset_s"),
+        ("breaker_reset_max_s", 0.25, "breaker_reset_s"),
+        ("stall_flush_intervals", 0, "sink.stall_flush_intervals"),
+        ("write_timeout_s", -1, "greater than 0"),
         ("partitions_ahead_days", 40, "from 0 to 31"),
     ],
 )

@@ -50,7 +50,7 @@ INDEX_IN_ORDER: dict[str, Any] = {
     }],
 }  # fmt: skip
 
-# A unique-key lookup: the kind of plan that no index can improve (old-system.md 5.2).
+# A unique-key lookup: the kind of plan that no index can improve (docs/background.md section 3).
 UNIQUE_LOOKUP: dict[str, Any] = {
     "Node Type": "Index Scan", "Relation Name": "conversations", "Alias": "conversations",
     "Index Name": "conversations_continuation_id_key", "Total Cost": 8.3, "Plan Rows": 1,

@@ -12,7 +12,7 @@ import pytest
 from pipeline.slowlookups.diagnose import diagnose
 from pipeline.slowlookups.model import LookupGroup
 from pipeline.slowlookups.plan import flatten, plan_root
-from pipeline.slowlookups.statement import is_read_only_select
+from pipeline.sqlshape import is_read_only_select
 
 from .test_slowlookups_diagnose import DEMO, DEMO_INDEX
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.slowlookups.statement import SortColumn, is_read_only_select, select_shape
+from pipeline.sqlshape import SortColumn, is_read_only_select, select_shape
 
 DEMO = """SELECT role::text AS role, content, created_at FROM public.messages
           WHERE conversation_id = $1 AND ($2::timestamptz IS NULL OR created_at < $2)

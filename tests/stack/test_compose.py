@@ -1,12 +1,15 @@
 """docker-compose.yml and its configuration files, checked without Docker: loopback-only ports, no secrets in
 the file, every mounted file present, every variable documented, the demo's settings accepted by Sieve's own
-settings loader, and Prometheus' and Alertmanager's configurations accepted by their own tools."""
+settings loader, the file parsed by Compose itself (`docker-compose config`, no daemon needed), and Prometheus' and
+Alertmanager's configurations accepted by their own tools."""
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
-from pathlib import PurePosixPath
+import subprocess
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ import yaml
 from pipeline.config import load_settings
 from tests.alerts.tools import RULES_FILE, require_tool, run_tool
 from tests.stack.compose import (
+    COMPOSE_FILE,
     REPO,
     command_flag,
     compose_variables,
@@ -27,6 +31,7 @@ from tests.stack.compose import (
     strings,
     variables,
 )
+from tests.stack.dockerfile import load_stages
 
 COMPOSE = load_compose()
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -36,6 +41,8 @@ INIT_SCRIPT = REPO / "dashboards" / "compose" / "postgres-init" / "10-grafana-re
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)|CREDENTIAL", re.IGNORECASE)
 # Values for the required variables (the others take their defaults), as a filled-in .env would give them.
 PLACEHOLDERS = {name: f"placeholder-{name.lower()}" for name, op in compose_variables().items() if op in ("?", ":?")}
+# Compose's own settings, read from .env by Compose itself (v1 and v2) rather than interpolated into the file.
+COMPOSE_SETTINGS = {"COMPOSE_PROJECT_NAME"}
 
 
 def _interpolated(value: str) -> str:
@@ -48,10 +55,30 @@ def test_the_stack_has_every_service() -> None:
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_images_are_pinned(name: str) -> None:
-    image = SERVICES[name].get("image", "")
-    assert image, f"{name}: no image (the top-level layout has no Dockerfile)"
+    service = SERVICES[name]
+    image = service.get("image", "")
+    assert image, f"{name}: no image"
     repository, _, tag = image.rpartition(":")
     assert repository and tag and tag != "latest", f"{name}: pin a version, not {image!r}"
+    if "build" in service:
+        # Built here from the top-level Dockerfile (its base image is pinned: tests/stack/test_dockerfile.py).
+        assert service["build"] == "." and (REPO / "Dockerfile").is_file(), f"{name}: build: {service['build']!r}"
+
+
+def test_only_the_demo_is_built_and_nothing_installs_at_start() -> None:
+    assert [name for name, service in SERVICES.items() if "build" in service] == ["demo"]
+    for name, service in SERVICES.items():
+        command = " ".join(strings([service.get("entrypoint"), service.get("command")]))
+        assert not re.search(r"\bpip\b|\bapt(-get)?\b", command), f"{name} installs at start: {command!r}"
+    # The demo runs the image's own package: no source tree mounted into it.
+    assert not any(m.is_bind for m in mounts(SERVICES["demo"]))
+
+
+def test_the_file_parses_for_compose_v1_and_v2() -> None:
+    # v1 (docker-compose 1.x) rejects a top-level `name`; v2 warns that `version` is obsolete.
+    assert set(COMPOSE) <= {"services", "volumes", "networks", "configs", "secrets"}, sorted(COMPOSE)
+    # The project name `name: sieve` used to give, through the setting both versions read from .env.
+    assert env_example()["COMPOSE_PROJECT_NAME"] == "sieve"
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -82,7 +109,7 @@ def test_every_variable_is_documented_in_env_example_and_required_ones_are_empty
     used = compose_variables()
     documented = env_example()
     assert set(used) - set(documented) == set(), "variables used in docker-compose.yml but not in .env.example"
-    assert set(documented) - set(used) == set(), ".env.example documents variables nothing uses"
+    assert set(documented) - set(used) - COMPOSE_SETTINGS == set(), ".env.example documents variables nothing uses"
     for name, op in used.items():
         if op in ("?", ":?") or SECRET_NAME.search(name):
             assert documented[name] == "", f".env.example must not ship a value for {name}"
@@ -116,8 +143,9 @@ def test_demo_settings_are_ones_sieve_accepts() -> None:
     # The published ports are the ones the service listens on.
     published = {p.split(":")[-1] for p in demo["ports"]}
     assert published == {str(settings.service.port), str(settings.prometheus.port)}
-    assert "sieve demo --serve" in " ".join(demo["command"])
-    assert any(m.source == "." and m.target == "/src" and m.read_only for m in mounts(demo))
+    # The image's entrypoint is `sieve`; compose gives its arguments.
+    entrypoint = load_stages()[-1].last("ENTRYPOINT")
+    assert entrypoint and [*(entrypoint.exec_form() or []), *demo["command"]] == ["sieve", "demo", "--serve"]
 
 
 def test_grafana_mounts_the_provisioning_and_the_dashboards() -> None:
@@ -225,7 +253,7 @@ def test_alertmanager_routes_every_severity_the_rules_use() -> None:
 
 
 def test_amtool_check_config_and_routing() -> None:
-    amtool = require_tool("amtool", required_in_ci=False)
+    amtool = require_tool("amtool")  # .ci/run installs prometheus-alertmanager: in CI this runs, never skips
     result = run_tool([amtool, "check-config", str(ALERTMANAGER_CONFIG)])
     assert result.returncode == 0, result.stdout + result.stderr
     for severity in ("page", "ticket"):
@@ -234,3 +262,33 @@ def test_amtool_check_config_and_routing() -> None:
         )
         assert routed.returncode == 0, routed.stdout + routed.stderr
         assert routed.stdout.strip() == severity
+
+
+# -- Compose itself -----------------------------------------------------------------------------------------------
+
+
+def _docker_compose(args: list[str], values: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``docker-compose -f docker-compose.yml --env-file <values> args``: a developer's .env and shell variables
+    play no part (the env file replaces .env; the variables the file uses are removed from the environment)."""
+    docker_compose = require_tool("docker-compose")
+    env_file = tmp_path / "compose.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    environ = {k: v for k, v in os.environ.items() if k not in compose_variables() and not k.startswith("COMPOSE_")}
+    command = [docker_compose, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args]
+    return subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    values = {**env_example(), **PLACEHOLDERS}
+    result = _docker_compose(["config", "-q"], values, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved = yaml.safe_load(_docker_compose(["config"], values, tmp_path).stdout)
+    demo = resolved["services"]["demo"]
+    assert Path(demo["build"]["context"]).resolve() == REPO and demo["image"] == SERVICES["demo"]["image"]
+    assert demo["environment"]["SIEVE_SERVICE__TOKEN"] == PLACEHOLDERS["SIEVE_DEMO_TOKEN"]
+
+
+def test_docker_compose_stops_on_an_unset_required_variable(tmp_path: Path) -> None:
+    result = _docker_compose(["config", "-q"], env_example(), tmp_path)  # the passwords as shipped: empty
+    assert result.returncode != 0
+    assert "set it in .env (see .env.example)" in result.stderr

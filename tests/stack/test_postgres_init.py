@@ -62,7 +62,9 @@ def test_grafana_login_can_read_the_monitoring_schema_and_nothing_more(
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
         # What the Grafana panels do: read the tables and call the read functions.
         assert conn.execute("SELECT count(*) FROM monitoring.spans").fetchone() == (0,)
-        conn.execute("SELECT * FROM monitoring.get_slow_lookups(60, 10, 0.1)").fetchall()
+        conn.execute(
+            "SELECT * FROM monitoring.get_slow_lookup_groups(now() - interval '1 hour', now(), 0.1, 10)"
+        ).fetchall()
         # What it must not do: write, through the functions or otherwise.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT monitoring.insert_points('[]'::jsonb)")

@@ -2,9 +2,9 @@
 # First start of the compose stack's Postgres (docker-entrypoint-initdb.d): a login role for Grafana's
 # Postgres data source that can only read, by membership of `sieve_reader`.
 #
-# sieve_reader itself belongs to the migrations (sql/0100_monitoring_roles_schema.sql creates it NOLOGIN when it
-# does not exist; sql/0103_monitoring_grants.sql grants it SELECT on the monitoring tables and EXECUTE on the read
-# functions). This script runs before the demo service applies the migrations, so it creates the group role
+# sieve_reader itself belongs to the migrations (sql/migrations/0002_monitoring_roles.sql creates it NOLOGIN when
+# it does not exist; 0004_monitoring_grants.sql grants it SELECT on the monitoring tables, sql/functions/ EXECUTE
+# on the read functions). This script runs before the demo service applies the migrations, so it creates the group role
 # the same way (idempotently, NOLOGIN) for the membership to attach to; the migrations then find it and grant.
 # The password comes from the environment (GRAFANA_PG_PASSWORD, set in .env), never from a file in the repository.
 set -eu

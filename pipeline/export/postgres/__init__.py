@@ -6,12 +6,14 @@
         |  enqueue (bounded, never blocks; drops counted)
         v
     RowQueue ──> Writer thread ──> Store (own untraced pool) ──> monitoring.insert_{points,spans,events}(jsonb)
-                    |  ^                 retry + backoff, CircuitBreaker
+                    |  ^   rows repaired first (any string encodes); every call under a client-side deadline;
+                    |  |   retry + backoff, CircuitBreaker, half-open probes on a thread of their own
                     v  |  replay oldest first
                   Spool (JSON-lines segments on disk, bounded by a byte budget)
 
-Pure parts: ``breaker`` (state machine, injected clock), ``backoff`` (schedule), ``encode`` (rows), ``queue``.
-I/O shells: ``spool`` (files), ``store`` (SQL), ``writer`` (the thread), ``sink`` (the front door).
+Pure parts: ``breaker`` (state machine, injected clock), ``backoff`` (schedule), ``encode`` and ``repair``
+(rows), ``queue``. I/O shells: ``spool`` (files), ``store`` and ``deadline`` (SQL, bounded in time), ``writer``
+and ``probe`` (threads), ``sink`` (the front door).
 """
 
 from pipeline.export.postgres.breaker import BreakerState, CircuitBreaker

@@ -2,13 +2,15 @@
 
 ::
 
-    closed --(failure_threshold consecutive failures)--> open
+    closed --(failure_threshold consecutive failures, or trip())--> open
     open   --(cooldown elapsed; allow() lets one probe through)--> half_open
     half_open --(probe succeeded)--> closed        (cooldown back to reset_s)
     half_open --(probe failed)--> open             (cooldown doubled, up to reset_max_s)
 
 While open, the sink does not touch the database at all: batches go straight to the spool, so an outage costs
-one failed probe per cooldown instead of a connection attempt per batch.
+one failed probe per cooldown instead of a connection attempt per batch. ``trip()`` is for a failure that
+needs no second opinion (a call that hung past its deadline): waiting for the threshold would mean more calls
+hanging just as long.
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ class CircuitBreaker:
                 self._cooldown_s = min(self._cooldown_s * 2, self._reset_max_s)
                 self._open()
             elif self._state is BreakerState.CLOSED and self._failures >= self._threshold:
+                self._open()
+
+    def trip(self) -> None:
+        """Open now, whatever the count; from half-open the cooldown doubles as after a failed probe."""
+        with self._lock:
+            self._failures += 1
+            if self._state is BreakerState.HALF_OPEN:
+                self._cooldown_s = min(self._cooldown_s * 2, self._reset_max_s)
+            if self._state is not BreakerState.OPEN:
                 self._open()
 
     def seconds_until_probe(self) -> float:

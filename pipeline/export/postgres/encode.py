@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from pipeline.export.postgres.repair import clean_value
 from pipeline.names.sampling import SPAN_ADJUSTED_COUNT, SPAN_PROBABILITY, SPAN_REASON
 from pipeline.names.storage import PLAN
 
@@ -80,15 +81,21 @@ def attributes(attrs: Mapping[str, Any] | None, drop: Iterable[str] = ()) -> dic
 
 def dumps(obj: Any) -> str:
     """The one JSON encoder of the sink (spool lines and query parameters). ``default=str`` so an application's
-    event payload holding a datetime or a Decimal does not fail the whole batch."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    event payload holding a datetime or a Decimal does not fail the whole batch; anything else strict JSON has no
+    form for (NaN, odd keys, cycles) goes through ``repair.clean_value``. The writer repairs strings (lone
+    surrogates, NUL) before rows get here (``repair.repair_rows``)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
+    except Exception:
+        return json.dumps(clean_value(obj), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 # -- metrics ---------------------------------------------------------------------------------------------------
 
 
-def points_from_metrics(data: MetricsData) -> list[Row]:
-    """One row per data point of every metric in an export."""
+def points_from_metrics(data: MetricsData, on_error: Callable[[Metric, Exception], None] | None = None) -> list[Row]:
+    """One row per data point of every metric in an export. With ``on_error``, a metric that fails to encode is
+    reported there and skipped, and the others are still encoded; without it the error propagates."""
     rows: list[Row] = []
     for resource_metrics in data.resource_metrics:
         res = resource_metrics.resource.attributes
@@ -99,7 +106,12 @@ def points_from_metrics(data: MetricsData) -> list[Row]:
         for scope_metrics in resource_metrics.scope_metrics:
             scope = scope_metrics.scope.name
             for metric in scope_metrics.metrics:
-                rows.extend(_metric_rows(metric, {**base, "scope": scope}))
+                try:
+                    rows.extend(_metric_rows(metric, {**base, "scope": scope}))
+                except Exception as exc:
+                    if on_error is None:
+                        raise
+                    on_error(metric, exc)
     return rows
 
 

@@ -2,7 +2,8 @@
 
 Both only encode and enqueue: the SDK's reader thread (``PeriodicExportingMetricReader``) or span batch thread
 (``BatchSpanProcessor``) is never held by the database. A full queue makes an export return FAILURE (the SDK
-logs it) after the sink has counted the dropped rows.
+logs it) after the sink has counted the dropped rows. A span or metric that cannot be encoded costs itself only,
+counted as dropped with reason ``unencodable``; the rest of the export goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Metric,
     MetricExporter,
     MetricExportResult,
     MetricsData,
@@ -36,6 +38,8 @@ class SinkQueue(Protocol):
 
     def flush(self, timeout_s: float) -> bool: ...
 
+    def count_dropped(self, signal: str, reason: str, n: int) -> None: ...
+
 
 class PostgresMetricExporter(MetricExporter):
     """Push exporter for ``PeriodicExportingMetricReader``: one row per data point into monitoring.metric_points.
@@ -54,15 +58,25 @@ class PostgresMetricExporter(MetricExporter):
         self._sink = sink
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        failed = 0
+
+        def lost(metric: Metric, exc: Exception) -> None:
+            nonlocal failed
+            log.error("encoding metric %r for Postgres failed: %s: %s", metric.name, type(exc).__name__, exc)
+            failed += _point_count(metric)
+
         try:
-            rows = points_from_metrics(metrics_data)
+            rows = points_from_metrics(metrics_data, on_error=lost)
         except Exception:  # an exporter must not raise into the SDK's reader
             log.exception("encoding metric points for Postgres failed")
+            self._sink.count_dropped("points", "unencodable", 1)
             return MetricExportResult.FAILURE
+        if failed:
+            self._sink.count_dropped("points", "unencodable", failed)
         if not rows:
-            return MetricExportResult.SUCCESS
+            return MetricExportResult.FAILURE if failed else MetricExportResult.SUCCESS
         accepted = self._sink.enqueue("points", rows)
-        return MetricExportResult.SUCCESS if accepted == len(rows) else MetricExportResult.FAILURE
+        return MetricExportResult.SUCCESS if accepted == len(rows) and not failed else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._sink.flush(timeout_millis / 1000)
@@ -80,18 +94,34 @@ class PostgresSpanExporter(SpanExporter):
         self._sink = sink
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            rows = [row for row in map(span_row, spans) if row is not None]
-        except Exception:
-            log.exception("encoding spans for Postgres failed")
-            return SpanExportResult.FAILURE
+        rows = []
+        failed = 0
+        for span in spans:
+            try:
+                row = span_row(span)
+            except Exception as exc:  # one odd span costs itself, not the batch around it
+                log.error("encoding a span for Postgres failed: %s: %s", type(exc).__name__, exc)
+                failed += 1
+                continue
+            if row is not None:
+                rows.append(row)
+        if failed:
+            self._sink.count_dropped("spans", "unencodable", failed)
         if not rows:
-            return SpanExportResult.SUCCESS
+            return SpanExportResult.FAILURE if failed else SpanExportResult.SUCCESS
         accepted = self._sink.enqueue("spans", rows)
-        return SpanExportResult.SUCCESS if accepted == len(rows) else SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS if accepted == len(rows) and not failed else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._sink.flush(timeout_millis / 1000)
 
     def shutdown(self) -> None:
         self._sink.flush(_SHUTDOWN_FLUSH_S)
+
+
+def _point_count(metric: Metric) -> int:
+    """How many rows a metric that failed to encode would have made (at least one, to count the loss)."""
+    try:
+        return max(1, len(metric.data.data_points))
+    except Exception:
+        return 1

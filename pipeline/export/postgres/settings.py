@@ -23,7 +23,7 @@ class SinkSettings:
     """
 
     #: Rows per insert call (one round trip). About 1,000 is where the batched RPC is ~25x one-row calls and
-    #: still ~0.9x an idempotent COPY (shared/reference/sinks-dashboards.md §4.6).
+    #: still ~0.9x an idempotent COPY (docs/background.md section 5).
     batch_size: int = 1000
     #: A partial batch is sent after this long.
     flush_interval_s: float = 1.0
@@ -42,11 +42,14 @@ class SinkSettings:
     #: Exponential backoff between attempts: base * 2**(attempt-1), capped, with equal jitter.
     backoff_base_s: float = 0.1
     backoff_max_s: float = 2.0
-    #: Consecutive failures that open the circuit breaker.
+    #: Consecutive failures that open the circuit breaker. A write that misses its deadline opens it at once.
     breaker_failure_threshold: int = 3
-    #: How long the breaker stays open before one probe; doubles on each failed probe, up to the max.
-    breaker_reset_s: float = 1.0
-    breaker_reset_max_s: float = 30.0
+    #: How long the breaker stays open before it probes the database (``SELECT 1`` on a thread of its own, so
+    #: the worker keeps moving rows to the spool meanwhile); doubles on each failed probe, up to the max. The
+    #: max is short on purpose: it bounds how late replay starts after the database returns (it used to be 30 s),
+    #: and a probe costs one round trip, bounded by ``probe_timeout_s``.
+    breaker_reset_s: float = 0.5
+    breaker_reset_max_s: float = 5.0
     #: Days of data kept; older daily partitions are dropped by monitoring.maintain().
     retention_days: int = 14
     #: Daily partitions made ahead of time.
@@ -54,11 +57,25 @@ class SinkSettings:
     #: How often the worker runs monitoring.maintain().
     maintenance_interval_s: float = 3600.0
     #: libpq connect_timeout (whole seconds, at least 2: libpq's own floor) and the pool checkout timeout: both
-    #: short, so an outage fails fast into the breaker instead of stalling the worker.
+    #: short, so an outage fails fast into the breaker instead of stalling the worker. The checkout timeout also
+    #: bounds the pool's liveness check of its connection.
     connect_timeout_s: float = 2.0
     checkout_timeout_s: float = 1.0
-    #: Server-side statement_timeout on the sink's connections.
-    statement_timeout_s: float = 10.0
+    #: Server-side statement_timeout on the sink's connections. Below ``write_timeout_s``, so a slow but live
+    #: server ends a statement with its own clean error before the client gives up on it.
+    statement_timeout_s: float = 4.0
+    #: Client-side deadline of each insert (and of partition maintenance): past it the connection's socket is
+    #: shut down, the call fails, the breaker opens and the batch goes to the spool. This is what bounds a hung
+    #: database (stopped processes, a partition), which never enforces its statement_timeout. It also sets the
+    #: TCP liveness parameters of remote DSNs: ``tcp_user_timeout`` to this, keepalives idle this long, probed
+    #: every third of it, three times (unless the DSN sets them). While a write hangs, rows accepted meanwhile
+    #: wait in memory: this is also the longest such wait.
+    write_timeout_s: float = 5.0
+    #: Deadline of one breaker probe (``SELECT 1``).
+    probe_timeout_s: float = 1.0
+    #: ``health()`` (``/readyz``) says not ready once rows have waited this many flush intervals (3 s by
+    #: default) without a successful write: a stalled or hung database, not a brief blip.
+    stall_flush_intervals: int = 3
     #: Written into each event's ``source`` column (e.g. the service name).
     source: str = ""
 
@@ -70,6 +87,7 @@ class SinkSettings:
             "max_attempts",
             "breaker_failure_threshold",
             "retention_days",
+            "stall_flush_intervals",
         )
         for name in positive_ints:
             _check_int(name, getattr(self, name), minimum=1)

@@ -51,6 +51,7 @@ class PostgresSink:
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self._stall_s = settings.stall_flush_intervals * settings.flush_interval_s
         self._closed = False
         self._lock_fd = _lock_spool_dir(settings)
         try:
@@ -111,6 +112,10 @@ class PostgresSink:
         self._telemetry.dropped(signal, "queue_full", len(rows) - accepted)
         return accepted
 
+    def count_dropped(self, signal: str, reason: str, n: int) -> None:
+        """Count rows lost before they reached the queue (an exporter that could not encode them)."""
+        self._telemetry.dropped(signal, reason, n)
+
     # -- state -------------------------------------------------------------------------------------------------
 
     def flush(self, timeout_s: float = 10.0) -> bool:
@@ -120,36 +125,45 @@ class PostgresSink:
         return self._writer.flush(timeout_s)
 
     def health(self) -> dict[str, Any]:
-        """For ``/readyz``. ``ready`` stays true through a database outage while the spool has room, because
-        nothing is being lost; ``status`` says "degraded" and ``breaker`` says why."""
+        """For ``/readyz``. Not ready when the worker has stopped, when rows have waited for more than
+        ``stall_flush_intervals`` flush intervals without a successful write (a hung or unreachable database:
+        ``stalled``), or when the breaker is open and the spool is full. A blip shorter than that stays ready;
+        ``status`` says "degraded" whenever the breaker is not closed, rows sit in the spool, or the sink stalls."""
         breaker = self._breaker.state
         running = self._writer.alive and not self._closed
         spool_bytes = self._spool_bytes()
         spool_room = spool_bytes < self.settings.spool_budget_bytes
+        now = self._clock()
+        waiting = self._writer.rows_waiting > 0 or spool_bytes > 0
+        progress_age_s = now - self._writer.progress_at
+        stalled = running and waiting and progress_age_s > self._stall_s
         if not running:
             status = "stopped"
-        elif breaker is BreakerState.CLOSED and spool_bytes == 0:
+        elif breaker is BreakerState.CLOSED and spool_bytes == 0 and not stalled:
             status = "ok"
         else:
             status = "degraded"
         last_ok = self._writer.last_success_at
         return {
-            "ready": running and (breaker is BreakerState.CLOSED or spool_room),
+            "ready": running and not stalled and (breaker is BreakerState.CLOSED or spool_room),
             "status": status,
+            "stalled": stalled,
             "breaker": breaker.value,
             "queue_rows": self._queue.size,
             "queue_capacity": self.settings.queue_size,
             "spool_bytes": spool_bytes,
             "spool_budget_bytes": self.settings.spool_budget_bytes,
-            "last_success_age_s": None if last_ok is None else round(self._clock() - last_ok, 3),
+            "last_success_age_s": None if last_ok is None else round(now - last_ok, 3),
+            "last_progress_age_s": round(progress_age_s, 3),
             "last_error": self._writer.last_error,
         }
 
     def stats(self) -> dict[str, Any]:
-        """Row counters by signal (enqueued, written, skipped, spooled, dropped by reason, retries), breaker
-        transitions and details, and the queue and spool sizes."""
+        """Row counters by signal (enqueued, written, skipped, spooled, repaired, dropped by reason, retries),
+        breaker transitions and details, breaker probes started, and the queue and spool sizes."""
         out = self._telemetry.snapshot()
         out["breaker_detail"] = self._breaker.snapshot()
+        out["probes"] = self._writer.probes
         out["queue_rows"] = self._queue.size
         out["spool_bytes"] = self._spool_bytes()
         out["spool_segments"] = self._spool.segments

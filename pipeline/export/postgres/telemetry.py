@@ -82,6 +82,11 @@ class SinkTelemetry:
         self._count(("spooled", signal), n)
         self._spooled.add(n, {names.SIGNAL: signal})
 
+    def repaired(self, signal: str, n: int) -> None:
+        """Rows whose strings or values were made encodable (``repair.py``); kept, so not a loss. A plain counter
+        (in ``stats()``): a metric family needs its dashboard panel first."""
+        self._count(("repaired", signal), n)
+
     def dropped(self, signal: str, reason: str, n: int) -> None:
         if n:
             self._count(("dropped", signal, reason), n)
@@ -100,7 +105,8 @@ class SinkTelemetry:
 
     def snapshot(self) -> dict[str, Any]:
         """Nested plain dicts: ``{"written": {"points": 10}, "dropped": {"events": {"queue_full": 2}}, ...}``."""
-        out: dict[str, Any] = {k: {} for k in ("enqueued", "written", "skipped", "spooled", "dropped", "retries")}
+        keys = ("enqueued", "written", "skipped", "spooled", "repaired", "dropped", "retries")
+        out: dict[str, Any] = {k: {} for k in keys}
         out["breaker"] = {}
         with self._lock:
             items = list(self._counts.items())

@@ -38,7 +38,7 @@ from pipeline.sampling.region import (
 from pipeline.sampling.trace import TraceView
 
 from .base import BuildContext, Policy, PolicySpec
-from .hashing import DEFAULT_HASH_SALT, uniform
+from .hashing import DEFAULT_HASH_SALT
 
 DEFAULT_SOURCE = "fnv:" + DEFAULT_HASH_SALT
 COMPOSITE_HALF_LIFE_S = 5.0

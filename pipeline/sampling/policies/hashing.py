@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from pipeline.sampling.decision import Decision, Vote
-from pipeline.sampling.fnv import _MASK, DEFAULT_HASH_SALT, MAX_UINT64, _salt_state, fnv1a64
+from pipeline.sampling.fnv import _MASK, DEFAULT_HASH_SALT, MAX_UINT64, fnv1a64
 from pipeline.sampling.region import below
 from pipeline.sampling.trace import TraceView
 
 from .base import PolicySpec
 
 __all__ = ["DEFAULT_HASH_SALT", "MAX_UINT64", "Probabilistic", "collector_threshold", "fnv1a64", "uniform"]
+
 
 def uniform(salt: str, trace_id: int) -> float:
     """The trace's randomness in [0, 1) for ``salt``: all Sieve's random policies draw from this."""

@@ -24,7 +24,7 @@ from pipeline.sampling.region import EMPTY, below
 from pipeline.sampling.trace import TraceView
 
 from .base import BuildContext, Policy, PolicySpec
-from .hashing import DEFAULT_HASH_SALT, uniform
+from .hashing import DEFAULT_HASH_SALT
 
 OFFERED_HALF_LIFE_S = 5.0
 MIN_HISTORY_S = 1.0  # a rate per second is not extrapolated from less than a second of history

@@ -28,7 +28,7 @@ from pipeline.sampling.rates import DecayedRate
 from pipeline.sampling.trace import TraceView
 
 from .base import BuildContext, Policy, PolicySpec
-from .hashing import salt_or_default, uniform
+from .hashing import salt_or_default
 
 _LN2 = math.log(2.0)
 

@@ -1,4 +1,5 @@
 -- The Postgres metrics sink, part 1: roles, the `monitoring` schema and its one-row configuration.
+-- (Tables: 0003. Grants on schema and tables: 0004. Functions and their grants: sql/functions/.)
 --
 -- Roles (cluster-wide, created idempotently and NOLOGIN, so a migration never creates a way in):
 --   sieve_owner   owns the schema, tables and functions; the identity SECURITY DEFINER functions run as.

@@ -1,4 +1,4 @@
--- The demo service's own tables, shaped like the daemon Sieve replaces (shared/reference/old-system.md §4.2).
+-- The demo service's own tables, shaped like those of the daemon Sieve replaces.
 --
 -- messages deliberately has an index on (conversation_id) alone, as the old schema.sql had: the history read
 -- ("newest N of a conversation") then reads and sorts every row of a long conversation. That is the slow lookup

@@ -8,12 +8,15 @@
 -- Grafana's Postgres data source calls it with the dashboard's time range:
 --   SELECT ... FROM monitoring.get_slow_lookup_groups($__timeFrom()::timestamptz, $__timeTo()::timestamptz)
 -- SECURITY INVOKER like every read function: it runs with the caller's grants (sieve_reader) and row-level security.
+--
+-- Repeatable: applied after the numbered migrations and again whenever this file changes (pipeline/migrate.py).
+-- Keep it idempotent: CREATE OR REPLACE, a DROP FUNCTION IF EXISTS before a changed signature, grants at the end.
 
 SET LOCAL ROLE sieve_owner;
 
-CREATE FUNCTION monitoring.get_slow_lookup_groups(p_from timestamptz, p_to timestamptz,
-                                                  p_min_duration_ms double precision DEFAULT 0,
-                                                  p_limit integer DEFAULT 50)
+CREATE OR REPLACE FUNCTION monitoring.get_slow_lookup_groups(p_from timestamptz, p_to timestamptz,
+                                                             p_min_duration_ms double precision DEFAULT 0,
+                                                             p_limit integer DEFAULT 50)
 RETURNS TABLE (fingerprint text, operation text, statement text, calls bigint,
                p50_ms double precision, p95_ms double precision, max_ms double precision,
                pool_wait_ms double precision, connect_ms double precision, execute_ms double precision,
@@ -82,9 +85,10 @@ AS $$
      LIMIT least(greatest(p_limit, 0), 1000)
 $$;
 
-RESET ROLE;
-
+-- Who may call it: the reader (Grafana's data source, `sieve slow-lookups`).
 REVOKE ALL ON FUNCTION monitoring.get_slow_lookup_groups(timestamptz, timestamptz, double precision, integer)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION monitoring.get_slow_lookup_groups(timestamptz, timestamptz, double precision, integer)
     TO sieve_reader;
+
+RESET ROLE;

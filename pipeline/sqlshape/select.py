@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pglast import ast, parse_sql
+from pglast import ast
 from pglast.enums.parsenodes import A_Expr_Kind, SetOperation, SortByDir, SortByNulls
 from pglast.enums.primnodes import BoolExprType
-from pglast.parser import ParseError
 from pglast.visitors import Visitor
+
+from pipeline.sqlshape.parse import parse_one as _parse_one
 
 _RANGE_OPERATORS = frozenset({"<", "<=", ">", ">="})
 # Statements that write, and FOR UPDATE/SHARE (a LockingClause), wherever they sit in the tree.
@@ -84,14 +85,6 @@ class _Writes(Visitor):
         into = isinstance(node, ast.SelectStmt) and node.intoClause is not None  # SELECT INTO creates a table
         if into or isinstance(node, _WRITES):
             self.found = True
-
-
-def _parse_one(sql: str) -> ast.Node | None:
-    try:
-        stmts = parse_sql(sql)
-    except ParseError:
-        return None
-    return stmts[0].stmt if len(stmts) == 1 else None
 
 
 @lru_cache(maxsize=1024)

@@ -1,10 +1,14 @@
--- The Postgres metrics sink, part 2: time-partitioned tables, their indexes, row-level security, and the
--- partition maintenance (one partition per UTC day, made ahead of time, dropped after the retention).
+-- The Postgres metrics sink, part 2: time-partitioned tables, their constraints and indexes, row-level security,
+-- the element types of the insert functions' batches, and the old API's view.
 --
 -- Every table has a natural key so that a retried or replayed batch never doubles a row. On a partitioned table
 -- a unique key must contain the partition column, so each key ends with the timestamp.
+-- CHECK constraints state what a row must be; the insert functions rely on them on their fast path and only
+-- run their own validation (sql/functions/20_batch_checks.sql, same rules, precise messages) after a failure.
 -- Indexes per partition (declared on the parent, they cascade): BRIN on the time column for wide scans (tiny and
 -- nearly free on append-only data), B-trees for the lookups the read functions and dashboards make.
+-- Partitions (one per UTC day, made ahead, dropped after the retention) are made by monitoring.maintain()
+-- (sql/functions/10_partitions.sql).
 
 SET LOCAL ROLE sieve_owner;
 
@@ -29,6 +33,11 @@ CREATE TABLE monitoring.metric_points (
     bucket_bounds double precision[],             -- explicit upper bounds; bucket_counts has one more element
     bucket_counts bigint[],
     exponential   jsonb,                          -- scale, zero_count and the offset buckets of an exponential histogram
+    CONSTRAINT metric_points_value CHECK (kind NOT IN ('counter', 'updowncounter', 'gauge') OR value IS NOT NULL),
+    CONSTRAINT metric_points_count CHECK (kind NOT IN ('histogram', 'exponential_histogram') OR count IS NOT NULL),
+    CONSTRAINT metric_points_buckets CHECK (
+        bucket_counts IS NULL OR cardinality(bucket_counts) = coalesce(cardinality(bucket_bounds), 0) + 1
+    ),
     -- Identifies the time series: jsonb's text form is canonical (keys sorted, duplicates removed), so equal
     -- attribute sets hash alike whatever order the client sent them in.
     series        text NOT NULL GENERATED ALWAYS AS (
@@ -51,6 +60,7 @@ CREATE TABLE monitoring.events (
     data        jsonb NOT NULL,
     source      text NOT NULL DEFAULT '',
     received_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT events_type CHECK (type <> ''),
     CONSTRAINT events_key UNIQUE (event_id, ts)
 ) PARTITION BY RANGE (ts);
 ALTER SEQUENCE monitoring.events_id_seq OWNED BY monitoring.events.id;
@@ -79,17 +89,22 @@ CREATE TABLE monitoring.spans (
         coalesce(attributes ->> 'db.system.name', attributes ->> 'db.system')
     ) STORED,
     received_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT spans_ids CHECK (
+        trace_id ~ '^[0-9a-f]{32}$' AND span_id ~ '^[0-9a-f]{16}$' AND parent_span_id ~ '^[0-9a-f]{16}$'
+    ),
+    CONSTRAINT spans_duration CHECK (duration_ms >= 0),
     -- Natural key; trace_id first so it also serves "all spans of a trace".
     CONSTRAINT spans_key UNIQUE (trace_id, span_id, start_ts)
 ) PARTITION BY RANGE (start_ts);
 
 CREATE INDEX spans_name_start ON monitoring.spans (name, start_ts DESC);
 CREATE INDEX spans_start_brin ON monitoring.spans USING brin (start_ts);
--- Slow lookups: the slowest storage spans of a window. Partial, so it only holds storage spans.
+-- Storage spans by duration (monitoring.get_slow_lookup_groups reads storage spans only). Partial, so it only
+-- holds storage spans.
 CREATE INDEX spans_storage_duration ON monitoring.spans (duration_ms DESC) WHERE db_system IS NOT NULL;
 
 -- Row-level security, forced so that even the owner goes through a policy. Grants decide whether a role may touch
--- a table at all (0103); these policies say which rows, and deny everything to any role not named here (for
+-- a table at all (0004); these policies say which rows, and deny everything to any role not named here (for
 -- example a platform's automatic grants to anon/authenticated).
 DO $$
 DECLARE
@@ -105,66 +120,25 @@ BEGIN
 END
 $$;
 
--- Partitions. Named <table>_pYYYYMMDD, covering one UTC day. Internal: no role but the owner may call these
--- two helpers; monitoring.maintain() (0102) is what the sink calls.
-CREATE FUNCTION monitoring._ensure_partitions(p_table text, p_from date, p_to date)
-RETURNS integer
-LANGUAGE plpgsql
-SET search_path = ''
-SET timezone = 'UTC'
-AS $$
-DECLARE
-    d       date;
-    v_name  text;
-    created integer := 0;
-BEGIN
-    IF p_table NOT IN ('metric_points', 'events', 'spans') THEN
-        RAISE EXCEPTION 'monitoring._ensure_partitions: unknown table %', p_table USING ERRCODE = '22023';
-    END IF;
-    d := p_from;
-    WHILE d <= p_to LOOP
-        v_name := p_table || '_p' || to_char(d, 'YYYYMMDD');
-        IF to_regclass('monitoring.' || quote_ident(v_name)) IS NULL THEN
-            BEGIN
-                -- timezone is UTC inside this function, so date::timestamptz is midnight UTC.
-                EXECUTE format(
-                    'CREATE TABLE monitoring.%I PARTITION OF monitoring.%I FOR VALUES FROM (%L) TO (%L)',
-                    v_name, p_table, d::timestamptz, (d + 1)::timestamptz
-                );
-                created := created + 1;
-            EXCEPTION WHEN duplicate_table OR unique_violation THEN
-                NULL;  -- a concurrent writer made it first
-            END;
-        END IF;
-        d := d + 1;
-    END LOOP;
-    RETURN created;
-END
-$$;
+-- Element shapes of the insert functions' batch arrays: the keys of a JSON element are these attribute names.
+-- A column added to a table later is added to its type by the same migration (ALTER TYPE ... ADD ATTRIBUTE).
+CREATE TYPE monitoring.point_in AS (
+    ts timestamptz, start_ts timestamptz, name text, kind text, unit text, temporality text,
+    service text, instance text, scope text, attributes jsonb,
+    value double precision, count bigint, sum double precision, min double precision, max double precision,
+    bucket_bounds double precision[], bucket_counts bigint[], exponential jsonb
+);
+CREATE TYPE monitoring.event_in AS (id uuid, ts timestamptz, type text, data jsonb, source text);
+CREATE TYPE monitoring.span_in AS (
+    start_ts timestamptz, trace_id text, span_id text, parent_span_id text, name text, kind text,
+    status_code text, status_message text, duration_ms double precision, service text, attributes jsonb,
+    sampling_probability double precision, adjusted_count double precision, sampling_reason text,
+    explain_plan jsonb
+);
 
-CREATE FUNCTION monitoring._drop_partitions_before(p_table text, p_before date)
-RETURNS integer
-LANGUAGE plpgsql
-SET search_path = ''
-AS $$
-DECLARE
-    part    record;
-    dropped integer := 0;
-BEGIN
-    FOR part IN
-        SELECT c.relname
-          FROM pg_catalog.pg_inherits i
-          JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = ('monitoring.' || quote_ident(p_table))::regclass
-           AND c.relname ~ ('^' || p_table || '_p[0-9]{8}$')
-           AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
-    LOOP
-        -- DROP, not DELETE: instant, and leaves no dead rows for VACUUM.
-        EXECUTE format('DROP TABLE monitoring.%I', part.relname);
-        dropped := dropped + 1;
-    END LOOP;
-    RETURN dropped;
-END
-$$;
+-- The old table's shape over the events table, for queries written against monitoring.metrics_raw.
+-- security_invoker: the view reads with the caller's rights (and row-level security), not its owner's.
+CREATE VIEW monitoring.metrics_raw WITH (security_invoker = true) AS
+    SELECT e.id, e.type, e.data, e.ts AS "timestamp", e.received_at AS created_at FROM monitoring.events AS e;
 
 RESET ROLE;

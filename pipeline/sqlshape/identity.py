@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pglast import ast, parse_sql
+from pglast import ast
 from pglast.parser import ParseError, fingerprint, scan
 from pglast.visitors import Visitor
 
-from pipeline.slowlookups.statement import is_read_only_select
+from pipeline.sqlshape.parse import parse
+from pipeline.sqlshape.select import is_read_only_select
 
 # psycopg's client-side placeholders (%s, %b, %t and the %(name)s forms); %% is a literal percent sign.
 _PYFORMAT = re.compile(r"%%|%\((?P<name>[^)]+)\)[sbt]|%[sbt]")
@@ -109,9 +110,11 @@ def statement_info(sql: str, *, pyformat: bool = False) -> StatementInfo:
     """Identity of one statement text (``pyformat=True`` for psycopg's ``%s`` placeholders)."""
     text = to_dollar_params(sql) if pyformat else sql
     normalised = _normalise(text)
+    stmts = parse(text)
     try:
+        if stmts is None:
+            raise ParseError("not SQL Postgres' grammar accepts", 0)
         fp = fingerprint(text)
-        stmts = parse_sql(text)
     except ParseError:
         digest = hashlib.blake2b(normalised.encode(), digest_size=8).hexdigest()
         verb = normalised.split(" ", 1)[0].upper() if normalised else ""

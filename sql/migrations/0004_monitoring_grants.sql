@@ -1,4 +1,4 @@
--- The Postgres metrics sink, part 4: who may do what.
+-- The Postgres metrics sink, part 3: who may use the schema and its tables.
 --
 --   PUBLIC        nothing: no schema usage, no table access, no EXECUTE on any monitoring function.
 --   sieve_writer  USAGE on the schema; EXECUTE on the insert functions and monitoring.maintain(). No table
@@ -7,30 +7,19 @@
 --                 functions. It cannot insert, nor call the insert functions.
 --   anon, authenticated (Supabase, when present): nothing, even if the schema is later exposed through the API.
 --   service_role (Supabase, when present): a member of sieve_writer, so server-side code can write through RPC.
+--
+-- EXECUTE on functions is granted next to each function, in sql/functions/ (re-applied with them). A function
+-- the owner creates is executable by nobody else until then: 0002 revokes PUBLIC's default EXECUTE, and the
+-- block below revokes the platform roles' automatic grants.
 
 REVOKE ALL ON SCHEMA monitoring FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA monitoring FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA monitoring FROM PUBLIC;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA monitoring FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA monitoring TO sieve_writer, sieve_reader;
 
-GRANT EXECUTE ON FUNCTION
-    monitoring.insert_points(jsonb),
-    monitoring.insert_events(jsonb),
-    monitoring.insert_spans(jsonb),
-    monitoring.insert_metric(text, jsonb),
-    monitoring.maintain(integer, integer)
-TO sieve_writer;
-
 GRANT SELECT ON monitoring.metric_points, monitoring.events, monitoring.spans, monitoring.config,
     monitoring.metrics_raw
-TO sieve_reader;
-GRANT EXECUTE ON FUNCTION
-    monitoring.get_recent_metrics(text, integer, integer),
-    monitoring.get_recent_points(text, integer, integer),
-    monitoring.get_slow_lookups(integer, integer, double precision),
-    monitoring.get_trace(text)
 TO sieve_reader;
 
 -- Platform roles, only where they exist (a plain Postgres has none of them).
@@ -43,8 +32,8 @@ BEGIN
             EXECUTE format('REVOKE ALL ON SCHEMA monitoring FROM %I', r);
             EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA monitoring FROM %I', r);
             EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA monitoring FROM %I', r);
-            EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA monitoring FROM %I', r);
-            -- Platforms auto-grant new objects in exposed schemas; undo that for what the owner creates later.
+            -- Platforms auto-grant new objects in exposed schemas; undo that for what the owner creates later
+            -- (the functions of sql/functions/ among them).
             EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE sieve_owner IN SCHEMA monitoring '
                            'REVOKE ALL ON TABLES FROM %I', r);
             EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE sieve_owner IN SCHEMA monitoring '
