@@ -31,6 +31,7 @@ from pipeline.sampling.cache import DecisionCache
 from pipeline.sampling.config import SPAN_INGEST, TailSamplingConfig
 from pipeline.sampling.decision import NOT_SAMPLED_REASON, Outcome, Verdict
 from pipeline.sampling.engine import DecisionEngine
+from pipeline.sampling.record import BufferedSpan, SpanData
 from pipeline.sampling.stress import StressMonitor
 from pipeline.sampling.trace import TraceView, is_local_root, span_size
 
@@ -44,7 +45,7 @@ class Release:
     """Spans whose fate is known: forward them (``verdict.keep``) or let them go."""
 
     trace_id: int
-    spans: list[ReadableSpan]
+    spans: list[SpanData]
     verdict: Verdict
     trigger: str  # root | decision_wait | flush | <bound> | late | stress_relief
     age_s: float = 0.0  # first span to decision
@@ -69,10 +70,10 @@ class _Pending:
     __slots__ = ("first_seen", "ready_at", "root", "size", "spans")
 
     def __init__(self, now: float) -> None:
-        self.spans: list[ReadableSpan] = []
+        self.spans: list[SpanData] = []
         self.first_seen = now
         self.ready_at: float | None = None
-        self.root: ReadableSpan | None = None  # the first local root to end, once seen
+        self.root: SpanData | None = None  # the first local root to end, once seen
         self.size = 0
 
 
@@ -132,20 +133,21 @@ class TraceBuffer:
             pending = _Pending(now)
             self._traces[trace_id] = pending
             self.stats.traces_received += 1
-        pending.spans.append(span)
+        record = BufferedSpan(span)  # the SDK span object is freed: see pipeline/sampling/record.py
+        pending.spans.append(record)
         self._span_total += 1
         if self._max_size:
-            pending.size += span_size(span)
+            pending.size += span_size(record)
             if pending.size > self._max_size:
                 releases.append(self._release_too_large(trace_id, now))
                 return releases
         if self._span_ingest:
-            verdict = self.engine.decide_on_ingest(TraceView(trace_id, [span]), now)
+            verdict = self.engine.decide_on_ingest(TraceView(trace_id, [record]), now)
             if verdict is not None:
                 releases.append(self._settle(trace_id, verdict, now, "ingest"))
                 return releases
-        elif pending.root is None and is_local_root(span):
-            pending.root = span
+        elif pending.root is None and is_local_root(record):
+            pending.root = record
             if self._root_wait > 0:
                 pending.ready_at = now + self._root_wait
                 self._ready.append((pending.ready_at, trace_id))

@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanContext, TraceState
 from opentelemetry.util.types import AttributeValue
 
 from pipeline.names import sampling as names
+from pipeline.sampling.record import SpanData
 
 RANDOM_BITS = 56
 MAX_THRESHOLD = 1 << RANDOM_BITS
@@ -84,7 +85,7 @@ def with_probability(trace_state: TraceState, probability: float) -> TraceState:
 class SampledSpan(ReadableSpan):
     """A kept span's copy: same data, new context and attributes, original dropped counts."""
 
-    def __init__(self, original: ReadableSpan, context: SpanContext, attributes: Mapping[str, AttributeValue]):
+    def __init__(self, original: SpanData, context: SpanContext, attributes: Mapping[str, AttributeValue]):
         super().__init__(
             name=original.name,
             context=context,
@@ -116,11 +117,11 @@ class SampledSpan(ReadableSpan):
         return self._dropped_links
 
 
-def stamp(span: ReadableSpan, probability: float, reason: str, *, cached: bool = False) -> ReadableSpan:
+def stamp(span: SpanData, probability: float, reason: str, *, cached: bool = False) -> ReadableSpan:
     """A copy of ``span`` carrying its effective keep probability, adjusted count and reason."""
     ctx = span.context
     if ctx is None:
-        return span
+        return span if isinstance(span, ReadableSpan) else SampledSpan(span, ctx, span.attributes)  # type: ignore[arg-type]
     p = probability * upstream_probability(ctx.trace_state)
     new_ctx = SpanContext(
         trace_id=ctx.trace_id,

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from pipeline.sampling.fnv import fnv1a64
+from pipeline.sampling.record import BufferedSpan, SpanData
 
 SERVICE_NAME = "service.name"
 ERROR_TYPE = "error.type"
@@ -25,7 +25,7 @@ SPAN_OVERHEAD_BYTES = 64
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
 
 
-def is_local_root(span: ReadableSpan) -> bool:
+def is_local_root(span: SpanData) -> bool:
     """True for a span with no parent or a remote parent: the root of this process's part of the trace."""
     parent = span.parent
     return parent is None or parent.is_remote
@@ -50,14 +50,14 @@ class TraceView:
         "trace_id",
     )
 
-    def __init__(self, trace_id: int, spans: Sequence[ReadableSpan], root: ReadableSpan | None = None) -> None:
+    def __init__(self, trace_id: int, spans: Sequence[SpanData], root: SpanData | None = None) -> None:
         """``root``: the trace's local root when the caller already knows it (the buffer sees it end)."""
         self.trace_id = trace_id
         self.spans = spans
         self._duration_ns: int | None = None
         self._error: bool | None = None
         self._incident: tuple[frozenset[str], bool] | None = None
-        self._root: ReadableSpan | None = root
+        self._root: SpanData | None = root
         self._size: int | None = None
         self._hashes: dict[str, int] | None = None
         self._codes: tuple[StatusCode, ...] | None = None
@@ -157,7 +157,7 @@ class TraceView:
         return cached[1]
 
     @property
-    def root(self) -> ReadableSpan | None:
+    def root(self) -> SpanData | None:
         """The earliest-starting local root span, else the earliest-starting span."""
         if self._root is None and self.spans:
             roots = [s for s in self.spans if is_local_root(s)] or list(self.spans)
@@ -204,8 +204,10 @@ class TraceView:
         return iter(self.resource_attributes)
 
 
-def _span_attributes(span: ReadableSpan) -> Mapping[str, AttributeValue]:
+def _span_attributes(span: SpanData) -> Mapping[str, AttributeValue]:
     """A span's attributes without the ``MappingProxyType`` the SDK's property wraps them in on every access."""
+    if type(span) is BufferedSpan:
+        return span.attributes
     inner = getattr(span, "_attributes", None)
     if isinstance(inner, dict):
         return inner
@@ -223,7 +225,7 @@ def _plain(attributes: Mapping[str, AttributeValue] | None) -> Mapping[str, Attr
     return attributes if attributes is not None else _EMPTY
 
 
-def span_size(span: ReadableSpan) -> int:
+def span_size(span: SpanData) -> int:
     """An estimate of one span's OTLP size in bytes."""
     total = SPAN_OVERHEAD_BYTES + len(span.name)
     for key, value in (span.attributes or {}).items():

@@ -115,3 +115,32 @@ def _kind(span) -> str:  # type: ignore[no-untyped-def]
     if span.status.status_code is StatusCode.ERROR:
         return "error"
     return "slow" if (span.end_time - span.start_time) >= 500_000_000 else "ok"
+
+
+def test_a_buffered_span_keeps_what_the_kept_copy_needs() -> None:
+    """The buffer holds BufferedSpan records (the SDK span object is freed); the stamped copy built from one
+    equals the copy built from the original span."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from pipeline.sampling.record import BufferedSpan
+    from pipeline.sampling.testing import RecordingProcessor
+
+    recorder = RecordingProcessor()
+    provider = TracerProvider()
+    provider.add_span_processor(recorder)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("root", attributes={"a": 1, "b": "x"}) as root:
+        root.add_event("e", {"k": "v"})
+        root.set_status(StatusCode.ERROR)
+    original = recorder.spans[0]
+    record = BufferedSpan(original)
+    assert dict(record.attributes) == dict(original.attributes or {})
+    from_record, from_span = stamp(record, 0.5, "p"), stamp(original, 0.5, "p")
+    for field in ("name", "context", "parent", "kind", "start_time", "end_time", "resource", "links"):
+        assert getattr(from_record, field) == getattr(from_span, field), field
+    assert from_record.attributes == from_span.attributes
+    assert [e.name for e in from_record.events] == ["e"]
+    assert from_record.status.status_code is StatusCode.ERROR
+    assert from_record.instrumentation_scope == from_span.instrumentation_scope
+    assert (from_record.dropped_attributes, from_record.dropped_events) == (0, 0)
+    provider.shutdown()
