@@ -137,6 +137,6 @@ async def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
             sink={"spool_dir": str(tmp_path / "spool")},
             demo={"heavy_conversations": 0, "seed_conversations": 5},
         )
-        with pytest.raises(ListenError, match="service.port"):
+        with pytest.raises(ListenError, match=r"service\.port"):
             await start_stack(settings)
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
