@@ -161,16 +161,18 @@ def _sending() -> list[PanelBuilder]:
             span=8,
         ),
         ts_panel(
-            "Message size p95",
-            "95th percentile of payload size by op and direction",
+            "Inbound message size p95",
+            "95th percentile of inbound payload size by op",
             unit(ws.MESSAGE_SIZE_HIST),
-            [
-                (
-                    quantile(0.95, ws.MESSAGE_SIZE_HIST, (ws.OP, ws.DIRECTION)),
-                    legend((ws.MESSAGE_SIZE_HIST, ws.DIRECTION), (ws.MESSAGE_SIZE_HIST, ws.OP)),
-                )
-            ],
-            span=8,
+            [(quantile(0.95, ws.MESSAGE_SIZE_HIST, (ws.OP,)), legend((ws.MESSAGE_SIZE_HIST, ws.OP)))],
+            span=4,
+        ),
+        ts_panel(
+            "Bytes sent",
+            "Outbound payload bytes per second by op",
+            rate_unit(ws.BYTES_SENT),
+            [(rate(ws.BYTES_SENT, (ws.OP,)), legend((ws.BYTES_SENT, ws.OP)))],
+            span=4,
         ),
     ]
 
