@@ -10,6 +10,13 @@ only submits statements Postgres' parser calls a plain SELECT.
 
 Parameter values are held in memory until the EXPLAIN runs and are never recorded: the literals EXPLAIN prints
 in a plan's conditions are replaced by ``$n`` before the plan leaves this module.
+
+Every EXPLAIN span carries the plan's shape hash (``sieve.db.plan_hash``), so slow calls can be grouped by plan.
+To know the plan *in force*, not only the plan of slow calls, a read whose fingerprint has no fresh plan is
+explained too (a "baseline" capture, once per fingerprint per ``cache_ttl_s``, only while the rate limit has a
+token to spare for slow reads): after an index makes a lookup fast, its new plan is still seen. A freshly captured
+plan asks the sampler to keep its trace (``sieve.force_sample``), so it reaches the sink even from a fast call;
+that is at most ``max_per_minute`` traces a minute.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
 
 from pipeline.names import storage as n
 from pipeline.ratelimit import TokenBucket
-from pipeline.sqlshape import StatementInfo, strip_literals
+from pipeline.sqlshape import StatementInfo, plan_shape_hash, strip_literals
 
 log = logging.getLogger(__name__)
+
+
+_BASELINE_RETRY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class PlanRequest:
     driver: str  # "asyncpg" | "psycopg"
     parent: SpanContext  # the slow operation's span
     operation: str
+    baseline: bool = False  # not slow: the fingerprint had no fresh plan (see the module docstring)
 
 
 # Plan fields holding SQL expressions: EXPLAIN prints them with the values of the parameters it ran with.
@@ -91,12 +102,24 @@ class PlanCapturer:
         self._tracer = tracer
         self._requests = requests  # counter: sieve.db.explain.requests{outcome}
         self._queue: asyncio.Queue[PlanRequest] = asyncio.Queue(maxsize=options.queue_size)
-        self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()  # fingerprint -> (captured at, plan json)
+        # fingerprint -> (captured at, plan json, plan shape hash)
+        self._cache: OrderedDict[str, tuple[float, str, str | None]] = OrderedDict()
+        self._pending: set[str] = set()  # fingerprints queued for a capture
+        self._baseline_after: dict[str, float] = {}  # fingerprint -> no baseline capture before this (monotonic)
         # A burst of up to max_per_minute captures, then max_per_minute spread over each minute.
         self._bucket = TokenBucket(options.max_per_minute / 60.0, max(1.0, options.max_per_minute))
         self._worker: asyncio.Task[None] | None = None
         self._conns: dict[str, Any] = {}
         self._closed = False
+
+    def wants_baseline(self, fingerprint: str) -> bool:
+        """True when a read of this shape should be explained although it was fast: no fresh plan, none queued.
+
+        One dict lookup and a clock read: cheap enough for every read statement."""
+        if self._closed or fingerprint in self._pending or self._fresh(fingerprint) is not None:
+            return False
+        after = self._baseline_after.get(fingerprint)
+        return after is None or time.monotonic() >= after
 
     def submit(self, request: PlanRequest) -> None:
         """Called on the event loop by the slow statement's task: never waits, never raises."""
@@ -107,14 +130,18 @@ class PlanCapturer:
             return
         cached = self._fresh(request.info.fingerprint)
         if cached is not None:
-            self._emit(request, cached, cached_plan=True, start_ns=time.time_ns())
-            self._count("cached")
+            if not request.baseline:  # a fast read's plan is only wanted when there is no fresh one
+                self._emit(request, cached, cached_plan=True, start_ns=time.time_ns())
+                self._count("cached")
+            return
+        if request.baseline and request.info.fingerprint in self._pending:
             return
         try:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
             self._count("queue_full")
             return
+        self._pending.add(request.info.fingerprint)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="sieve-explain")
 
@@ -144,22 +171,32 @@ class PlanCapturer:
                 self._count("error")
                 log.debug("EXPLAIN of %s failed: %r", request.info.fingerprint, exc)
             finally:
+                self._pending.discard(request.info.fingerprint)
                 self._queue.task_done()
 
     async def _capture(self, request: PlanRequest) -> None:
         cached = self._fresh(request.info.fingerprint)  # an earlier request of the queue may have filled it
         if cached is not None:
-            self._emit(request, cached, cached_plan=True, start_ns=time.time_ns())
-            self._count("cached")
+            if not request.baseline:
+                self._emit(request, cached, cached_plan=True, start_ns=time.time_ns())
+                self._count("cached")
             return
-        if not self._bucket.take(1.0, time.monotonic(), allow_debt=False):
+        now = time.monotonic()
+        self._bucket.refill(now)
+        # A baseline capture runs only with a token to spare: slow reads' captures come first.
+        spare = not request.baseline or self._bucket.tokens >= 2.0
+        if not spare or not self._bucket.take(1.0, now, allow_debt=False):
             self._count("rate_limited")
+            if request.baseline:  # try again once a token is likely back, not on every read meanwhile
+                if len(self._baseline_after) > 512:
+                    self._baseline_after.clear()
+                self._baseline_after[request.info.fingerprint] = now + _BASELINE_RETRY_S
             return
         start_ns = time.time_ns()
         with suppress_instrumentation():  # Sieve's own EXPLAIN is not the application's storage traffic
             plan = await asyncio.wait_for(self._explain(request), self.options.timeout_ms / 1000 + 1.0)
         text = self._bounded(scrub_plan(plan))
-        self._cache[request.info.fingerprint] = (time.monotonic(), text)
+        self._cache[request.info.fingerprint] = (time.monotonic(), text, plan_shape_hash(json.loads(text)))
         self._cache.move_to_end(request.info.fingerprint)
         while len(self._cache) > 512:
             self._cache.popitem(last=False)
@@ -219,6 +256,10 @@ class PlanCapturer:
             return None
         return hit[1]
 
+    def _hash(self, fingerprint: str) -> str | None:
+        hit = self._cache.get(fingerprint)
+        return hit[2] if hit is not None else None
+
     def _bounded(self, plan: Any) -> str:
         text = json.dumps(plan, separators=(",", ":"))
         if len(text) <= self.options.max_plan_bytes:
@@ -230,20 +271,22 @@ class PlanCapturer:
 
     def _emit(self, request: PlanRequest, plan_json: str, *, cached_plan: bool, start_ns: int) -> None:
         parent = trace.set_span_in_context(NonRecordingSpan(request.parent))
+        attributes: dict[str, Any] = {
+            n.DB_OPERATION: request.operation,
+            n.FINGERPRINT: request.info.fingerprint,
+            n.QUERY_SUMMARY: request.info.summary,
+            n.STATEMENT: request.info.normalised,
+            n.PLAN: plan_json,
+            n.PLAN_CACHED: cached_plan,
+            n.PLAN_ANALYZED: self.options.analyze,
+        }
+        plan_hash = self._hash(request.info.fingerprint)
+        if plan_hash:
+            attributes[n.PLAN_HASH] = plan_hash
+        if not cached_plan:
+            attributes[n.FORCE_SAMPLE] = True  # the plan in force must reach the sink (module docstring)
         span = self._tracer.start_span(
-            "EXPLAIN",
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            start_time=start_ns,
-            attributes={
-                n.DB_OPERATION: request.operation,
-                n.FINGERPRINT: request.info.fingerprint,
-                n.QUERY_SUMMARY: request.info.summary,
-                n.STATEMENT: request.info.normalised,
-                n.PLAN: plan_json,
-                n.PLAN_CACHED: cached_plan,
-                n.PLAN_ANALYZED: self.options.analyze,
-            },
+            "EXPLAIN", context=parent, kind=SpanKind.INTERNAL, start_time=start_ns, attributes=attributes
         )
         span.end()
 
