@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHES = ("demo", "sampling", "sink", "logs", "storage")
+BENCHES = ("demo", "sampling", "sink", "logs", "storage", "report")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
