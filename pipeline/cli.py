@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the messages (conversation_id, created_at DESC) index (default: the old schema, without it)",
     )
+    demo.add_argument(  # issue 16
+        "--fix-n-plus-one",
+        action="store_true",
+        help="read a conversation's files in one joined query (default: one query per file, the old daemon's N+1)",
+    )
 
     slow = sub.add_parser(
         "slow-lookups", help="slow storage operations from the Postgres sink, grouped by statement, with a diagnosis"
@@ -75,8 +80,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             demo["with_index"] = True
         if demo:
             o["demo"] = demo
+        service: dict[str, Any] = {}
         if args.port is not None:
-            o["service"] = {"port": args.port}
+            service["port"] = args.port
+        if args.fix_n_plus_one:  # issue 16
+            service["batch_file_lookups"] = True
+        if service:
+            o["service"] = service
         if args.metrics_port is not None:
             o["prometheus"] = {"port": args.metrics_port}
     return o
