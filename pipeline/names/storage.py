@@ -40,8 +40,11 @@ PLAN_CACHED = "sieve.db.plan.cached"
 EXPLAIN_OUTCOME = "sieve.db.explain.outcome"
 # The plan's shape (node types, relations, indexes, join types; never costs or row estimates) as 16 hex digits
 # (pipeline.sqlshape.plan_shape_hash), on EXPLAIN spans: slow calls are grouped by fingerprint *and* plan, so
-# before and after an index are two groups.
+# before and after an index are two groups. Hashed from the statement's generic plan where Postgres can make one
+# (collectors/_explain.py): the same for every parameter value.
 PLAN_HASH = "sieve.db.plan_hash"
+PLAN_HASH_SOURCE = "sieve.db.plan_hash.source"  # "generic" (EXPLAIN GENERIC_PLAN) | "captured" (this plan's shape)
+PLAN_BASELINE = "sieve.db.plan.baseline"  # true: explained although fast, to know the plan in force
 # A freshly captured plan (not a cached one) asks the sampler to keep its trace through the default
 # `force-sample` policy, so the plan in force reaches the sink even when the call that carried it was fast.
 FORCE_SAMPLE = "sieve.force_sample"

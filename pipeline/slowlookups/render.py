@@ -237,12 +237,19 @@ def _opt_ms(value: float | None) -> str:
 
 
 def _change_text(c: PlanChange) -> str:
-    return (
-        f"plan changed at {_clock(c.changed_at)} ({c.from_plan_hash} -> {c.to_plan_hash}): "
-        f"p95 {_opt_ms(c.before_p95_ms)} -> {_opt_ms(c.after_p95_ms)}, p50 {_opt_ms(c.before_p50_ms)} -> "
-        f"{_opt_ms(c.after_p50_ms)} over all kept calls ({c.before_calls:,} before, {c.after_calls:,} after, "
-        "nearest the change)"
+    head = f"plan changed at {_clock(c.changed_at)} ({c.from_plan_hash} -> {c.to_plan_hash})"
+    if c.before_calls and c.after_calls:
+        return (
+            f"{head}: p95 {_opt_ms(c.before_p95_ms)} -> {_opt_ms(c.after_p95_ms)}, p50 {_opt_ms(c.before_p50_ms)} "
+            f"-> {_opt_ms(c.after_p50_ms)} over all kept calls ({c.before_calls:,} before, {c.after_calls:,} after, "
+            "nearest the change)"
+        )
+    side, calls, p95 = (
+        ("after", c.after_calls, c.after_p95_ms) if c.after_calls else ("before", c.before_calls, c.before_p95_ms)
     )
+    if not calls:
+        return f"{head}: no kept calls on either side within an hour"
+    return f"{head}: no kept calls on the other side within an hour; p95 {_opt_ms(p95)} {side} ({calls:,} calls)"
 
 
 def _n_plus_one_lines(report: Report) -> list[str]:

@@ -122,7 +122,8 @@ AS $$
         -- after the call, so the read reaches a minute past the window.
         SELECT e.trace_id, e.parent_span_id, e.start_ts, e.explain_plan,
                e.attributes ->> 'sieve.db.fingerprint' AS fp, e.attributes ->> 'sieve.db.plan_hash' AS ph,
-               e.attributes @> '{"sieve.db.plan.analyzed": true}' AS analyzed
+               e.attributes @> '{"sieve.db.plan.analyzed": true}' AS analyzed,
+               e.attributes @> '{"sieve.db.plan.baseline": true}' AS baseline
           FROM monitoring.spans AS e
          WHERE e.name = 'EXPLAIN'                                   -- spans_name_start
            AND e.start_ts >= p_from - interval '1 day' AND e.start_ts < p_to + interval '1 minute'
@@ -183,14 +184,15 @@ AS $$
            p.explain_plan, p.analyzed, p.start_ts
       FROM groups AS g
       LEFT JOIN LATERAL (
-            -- The group's plan document: the newest capture of that plan. Calls whose plan is unknown get one only
-            -- when the fingerprint has no hashed plan at all (spans stored before plan hashes existed).
+            -- The group's plan document: the newest capture of that plan taken for a slow call (with a slow call's
+            -- parameters), else a baseline one. Calls whose plan is unknown get one only when the fingerprint has
+            -- no hashed plan at all (spans stored before plan hashes existed).
             SELECT x.explain_plan, x.analyzed, x.start_ts
               FROM explains AS x
              WHERE x.fp = g.fp
                AND (x.ph = g.ph
                     OR (g.ph IS NULL AND NOT EXISTS (SELECT 1 FROM epochs AS ep WHERE ep.fingerprint = g.fp)))
-             ORDER BY x.start_ts DESC
+             ORDER BY x.baseline, x.start_ts DESC
              LIMIT 1
       ) AS p ON true
      ORDER BY g.p95_ms * g.calls DESC, g.fp, g.ph  -- where the time goes: slow and frequent first
@@ -199,7 +201,8 @@ $$;
 
 -- Fingerprints whose plan changed inside the window, with the latency of *all* their kept calls (slow or not)
 -- under the old plan and under the new one: the 2,000 kept calls nearest the change on each side, within an hour of
--- it, the window and the two epochs (enough for a p95; a busy operation has ~100k an hour). Percentiles are weighted
+-- it and the two epochs (enough for a p95; a busy operation has ~100k an hour). The calls before the change may
+-- precede the window: a change at the start of the window (a restart with a new index) still has its "before". Percentiles are weighted
 -- by each span's adjusted count (1 / its keep probability), so the sampler's preference for slow traces does not
 -- inflate them. Operation spans are found by name (the operation the EXPLAIN spans name) through spans_name_start,
 -- newest first before the change and oldest first after it.
@@ -221,7 +224,7 @@ AS $$
     changes AS (
         SELECT cur.fingerprint, cur.operation, prev.plan_hash AS from_hash, cur.plan_hash AS to_hash,
                cur.since AS changed_at,
-               greatest(p_from, prev.since, cur.since - interval '1 hour') AS before_from,
+               greatest(prev.since, cur.since - interval '1 hour') AS before_from,
                least(p_to, cur.until, cur.since + interval '1 hour') AS after_to
           FROM epochs AS cur
           JOIN epochs AS prev ON prev.fingerprint = cur.fingerprint AND prev.until = cur.since

@@ -261,3 +261,11 @@ def test_the_batched_statement_is_written_only_when_it_is_unambiguous() -> None:
     assert batched_statement("SELECT a FROM t WHERE id = $10") is None
     assert batched_statement("SELECT a FROM t WHERE id = $1 OR parent = $1") is None
     assert batched_statement("SELECT a FROM t WHERE id > $1") is None
+
+
+def test_a_change_with_calls_on_one_side_only_says_so() -> None:
+    only_after = _change(before_calls=0, before_estimated_calls=0.0, before_p50_ms=None, before_p95_ms=None)
+    text = " ".join(render_text(Report(SINCE, UNTIL, plan_changes=(only_after,))).split())
+    assert "no kept calls on the other side within an hour; p95 2.5 ms after (1,960 calls)" in text
+    none = _change(before_calls=0, after_calls=0, before_p95_ms=None, after_p95_ms=None)
+    assert "no kept calls on either side" in render_text(Report(SINCE, UNTIL, plan_changes=(none,)))
