@@ -76,7 +76,7 @@ class ExemplarCollector(Collector):
             return None
         if source.is_histogram and not self._inside(candidate.value, bucket):
             return None
-        labels = {"trace_id": candidate.trace_id, "span_id": candidate.span_id}
+        labels = {"trace_id": format(candidate.trace_id, "032x"), "span_id": format(candidate.span_id, "016x")}
         return Exemplar(labels, candidate.value, candidate.timestamp_s)
 
     def _inside(self, value: float, bucket: int) -> bool:

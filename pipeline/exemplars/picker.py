@@ -32,7 +32,7 @@ class ExemplarPicker(SpanProcessor):
         bounds: Sequence[float] = DURATION_BUCKETS_S,
     ) -> None:
         self.store = store
-        self._sources = tuple(sources)
+        self._table = tuple((s, s.sample_name, s.is_histogram) for s in sources)  # computed once, read per span
         self._bounds = tuple(bounds)
         self.errors_caught = 0
 
@@ -46,19 +46,20 @@ class ExemplarPicker(SpanProcessor):
                 return
             duration_s = max(0, span.end_time - span.start_time) / 1e9
             error = span.status.status_code is StatusCode.ERROR
-            trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+            trace_id, span_id = ctx.trace_id, ctx.span_id
             timestamp_s = span.end_time / 1e9
-            for source in self._sources:
+            timed = Candidate(trace_id, span_id, duration_s, timestamp_s, error)
+            counted = Candidate(trace_id, span_id, 1.0, timestamp_s, error)
+            bucket = bucket_of(duration_s, self._bounds)
+            offers = []
+            for source, sample_name, histogram in self._table:
                 labels = source.labels(span)
-                if labels is None:
-                    continue
-                if source.is_histogram:
-                    bucket, value = bucket_of(duration_s, self._bounds), duration_s
-                else:
-                    bucket, value = 0, 1.0
-                self.store.offer(
-                    (source.sample_name, labels), bucket, Candidate(trace_id, span_id, value, timestamp_s, error)
-                )
+                if labels is not None:
+                    offers.append(
+                        ((sample_name, labels), bucket, timed) if histogram else ((sample_name, labels), 0, counted)
+                    )
+            if offers:
+                self.store.offer_many(offers)
         except Exception:  # a malformed span must not cost the others their exemplars, nor raise into the sampler
             self.errors_caught += 1
 

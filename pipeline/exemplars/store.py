@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from pipeline.exemplars.sources import Labels
 
@@ -21,10 +22,9 @@ SeriesKey = tuple[str, Labels]  # (sample name, label values)
 DEFAULT_MAX_SERIES = 2000
 
 
-@dataclass(frozen=True)
-class Candidate:
-    trace_id: str  # 32 hex digits
-    span_id: str  # 16 hex digits
+class Candidate(NamedTuple):  # a tuple: built for every kept span, so cheap to make
+    trace_id: int  # formatted (32 hex digits) only when exposed
+    span_id: int
     value: float  # seconds for a duration, 1 for a counter increment
     timestamp_s: float  # the span's end, Unix seconds
     error: bool = False
@@ -33,10 +33,12 @@ class Candidate:
         return (self.error, self.value) > (other.error, other.value)
 
 
-@dataclass
 class _Slot:
-    candidate: Candidate
-    generation: int
+    __slots__ = ("candidate", "generation")
+
+    def __init__(self, candidate: Candidate, generation: int) -> None:
+        self.candidate = candidate
+        self.generation = generation
 
 
 class ExemplarStore:
@@ -49,19 +51,27 @@ class ExemplarStore:
         self.evicted = 0
 
     def offer(self, series: SeriesKey, bucket: Bucket, candidate: Candidate) -> None:
+        self.offer_many(((series, bucket, candidate),))
+
+    def offer_many(self, offers: Iterable[tuple[SeriesKey, Bucket, Candidate]]) -> None:
+        """Offer several (one span's series) under one lock acquisition."""
         with self._lock:
-            self.offered += 1
-            slots = self._series.get(series)
-            if slots is None:
-                slots = self._series[series] = {}
-                if len(self._series) > self._max_series:
-                    self._series.popitem(last=False)
-                    self.evicted += 1
-            else:
-                self._series.move_to_end(series)
-            slot = slots.get(bucket)
-            if slot is None or slot.generation < self._generation or candidate.better_than(slot.candidate):
-                slots[bucket] = _Slot(candidate, self._generation)
+            generation = self._generation
+            for series, bucket, candidate in offers:
+                self.offered += 1
+                slots = self._series.get(series)
+                if slots is None:
+                    slots = self._series[series] = {}
+                    if len(self._series) > self._max_series:
+                        self._series.popitem(last=False)
+                        self.evicted += 1
+                else:
+                    self._series.move_to_end(series)
+                slot = slots.get(bucket)
+                if slot is None:
+                    slots[bucket] = _Slot(candidate, generation)
+                elif slot.generation < generation or candidate.better_than(slot.candidate):
+                    slot.candidate, slot.generation = candidate, generation
 
     def next_generation(self) -> None:
         """A scrape is about to read: what is offered from now on belongs to the next interval."""

@@ -25,7 +25,7 @@ SERIES = ("sieve_span_duration_seconds_bucket", ("call_tool", "SERVER", "UNSET")
 
 
 def cand(trace: int, value: float, error: bool = False) -> Candidate:
-    return Candidate(f"{trace:032x}", f"{trace:016x}", value, 1_700_000_000.0 + trace, error)
+    return Candidate(trace, trace, value, 1_700_000_000.0 + trace, error)
 
 
 def test_within_an_interval_errors_then_slower_win_and_a_new_interval_starts_afresh() -> None:
