@@ -44,4 +44,5 @@ def collect_report(
         plan_changes=tuple(window.plan_changes),
         n_plus_one=tuple(window.n_plus_one),
         n_plus_one_source=window.n_plus_one_source,
+        n_plus_one_since=window.n_plus_one_since,
     )

@@ -127,6 +127,7 @@ class Report:
     plan_changes: tuple[PlanChange, ...] = ()
     n_plus_one: tuple[NPlusOne, ...] = ()
     n_plus_one_source: str = "off"  # "scan" (grouped from stored spans), "marked" (the sampler's marks), "off"
+    n_plus_one_since: datetime | None = None  # where the N+1 search started (a scan: the window's last hour)
 
     def changes_of(self, fingerprint: str) -> tuple[PlanChange, ...]:
         return tuple(c for c in self.plan_changes if c.fingerprint == fingerprint)

@@ -34,6 +34,7 @@ bumps ``version``)::
       "plan_changes": [PlanChange, ...],     # every fingerprint whose plan changed in the window
       "n_plus_one": {
         "source": "scan" | "marked" | "off", # found in the stored spans / read from the sampler's marks
+        "since": "..." | null,               # a scan looks at the window's last hour at most
         "groups": [{
           "parent": "call_tool",             # the span the loop ran under ("(parent not kept)" if not stored)
           "fingerprint": "...", "operation": "get_file", "statement": "SELECT ... WHERE id = $1" | "",
@@ -86,7 +87,11 @@ def to_dict(report: Report) -> dict[str, Any]:
         "window": {"since": report.since.isoformat(), "until": report.until.isoformat()},
         "groups": [_group_dict(d, report) for d in report.groups],
         "plan_changes": [_change_dict(c) for c in report.plan_changes],
-        "n_plus_one": {"source": report.n_plus_one_source, "groups": [_repeat_dict(r) for r in report.n_plus_one]},
+        "n_plus_one": {
+            "source": report.n_plus_one_source,
+            "since": _iso(report.n_plus_one_since),
+            "groups": [_repeat_dict(r) for r in report.n_plus_one],
+        },
     }
 
 
@@ -256,6 +261,8 @@ def _n_plus_one_lines(report: Report) -> list[str]:
     if report.n_plus_one_source == "off":
         return []
     how = "marked by the tail sampler" if report.n_plus_one_source == "marked" else "found in the stored spans"
+    if report.n_plus_one_since is not None and report.n_plus_one_since > report.since:
+        how += f" since {_clock(report.n_plus_one_since)}"
     if not report.n_plus_one:
         return ["", f"N+1: none ({how})."]
     lines = ["", f"N+1: one statement run again and again under one parent ({how})"]

@@ -94,7 +94,7 @@ def test_json_shape_version_2() -> None:
     doc = json.loads(render_json(report()))  # through text: only JSON types survive
     assert set(doc) == {"version", "window", "groups", "plan_changes", "n_plus_one"}
     assert doc["version"] == JSON_VERSION == 2
-    assert doc["plan_changes"] == [] and doc["n_plus_one"] == {"source": "off", "groups": []}
+    assert doc["plan_changes"] == [] and doc["n_plus_one"] == {"source": "off", "since": None, "groups": []}
     assert doc["window"] == {"since": "2025-11-01T10:00:00+00:00", "until": "2025-11-01T11:00:00+00:00"}
     assert len(doc["groups"]) == 3
     for g in doc["groups"]:
@@ -269,3 +269,10 @@ def test_a_change_with_calls_on_one_side_only_says_so() -> None:
     assert "no kept calls on the other side within an hour; p95 2.5 ms after (1,960 calls)" in text
     none = _change(before_calls=0, after_calls=0, before_p95_ms=None, after_p95_ms=None)
     assert "no kept calls on either side" in " ".join(render_text(Report(SINCE, UNTIL, plan_changes=(none,))).split())
+
+
+def test_a_scan_shorter_than_the_window_says_where_it_started() -> None:
+    scanned = UNTIL - timedelta(minutes=60)
+    day = Report(UNTIL - timedelta(days=1), UNTIL, n_plus_one_source="scan", n_plus_one_since=scanned)
+    assert "N+1: none (found in the stored spans since 2025-11-01T10:00:00+00:00)." in render_text(day)
+    assert to_dict(day)["n_plus_one"]["since"] == scanned.isoformat()
