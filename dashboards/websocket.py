@@ -129,6 +129,7 @@ def _messages() -> list[PanelBuilder]:
             "95th percentile of the time to process one inbound message (its root span)",
             unit(ws.MESSAGE_DURATION),
             [(quantile(0.95, ws.MESSAGE_DURATION, (ws.OP,)), legend((ws.MESSAGE_DURATION, ws.OP)))],
+            exemplars=True,
         ),
         ts_panel(
             "Failed messages by op and error",
@@ -140,6 +141,7 @@ def _messages() -> list[PanelBuilder]:
                     legend((ws.MESSAGES_RECEIVED, ws.OP), (ws.MESSAGES_RECEIVED, ws.ERROR_TYPE)),
                 )
             ],
+            exemplars=True,
         ),
     ]
 
