@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCHES = ("cost", "sampling", "sink", "logs", "storage")
+BENCHES = ("cost", "sampling", "sink", "logs", "storage", "report")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -167,29 +167,16 @@ async def build_otel_server(settings: Settings, exporter: EncodingExporter) -> R
 async def build_sieve_server(settings: Settings, exporter: EncodingExporter) -> RunningServer:
     """(c) Sieve exactly as ``sieve demo`` builds it, with kept spans exported to ``exporter``.
 
-    THE one place that knows how (c) is wired: if the composition root or the demo's ``start_stack`` changes,
-    re-point these lines (build the demo stack as ``sieve demo`` does, add ``exporter`` as a kept-span exporter,
-    return the service URL, the metrics URL and a close). ``start_stack`` has no way to pass span exporters, so
-    its call to ``pipeline.setup`` is wrapped for the duration of the call to add ``exporter`` (the demo's spans
-    file is not configured here).
+    THE one place that knows how (c) is wired: the demo stack exactly as ``sieve demo`` builds it
+    (``start_stack``, which calls ``pipeline.setup``), with ``exporter`` added as a kept-span exporter (the demo's
+    spans file is not configured here).
     """
-    from unittest import mock
-
     import pipeline.demo.run as demo_run
 
-    setup = demo_run.setup
-    wired: list[bool] = []
-
-    def with_exporter(s: Settings, **kwargs: Any) -> Any:
-        kwargs["span_exporters"] = [*kwargs.get("span_exporters", ()), exporter]
-        wired.append(True)
-        return setup(s, **kwargs)
-
-    with mock.patch.object(demo_run, "setup", with_exporter):
-        stack = await demo_run.start_stack(settings, install_globals=True)
+    stack = await demo_run.start_stack(settings, install_globals=True, span_exporters=[exporter])
     telemetry = stack.telemetry
-    if not wired or telemetry is None:  # (c) would export nothing and look cheaper than it is
-        raise RuntimeError("bench cost: start_stack no longer calls pipeline.setup; re-point build_sieve_server")
+    if telemetry is None:  # (c) would export nothing and look cheaper than it is
+        raise RuntimeError("bench cost: the demo stack built no pipeline; re-point build_sieve_server")
 
     async def close() -> dict[str, Any]:
         stats: dict[str, Any] = {}

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -60,6 +60,19 @@ class Message:
             self.span.set_attribute(n.ERROR_TYPE, error_type)
 
 
+def _observe(counts: dict[Any, int], keys: tuple[str, ...]) -> Callable[[CallbackOptions], list[Observation]]:
+    """A collection-time callback reporting plain counts (a dict the event loop increments) as observations."""
+
+    def callback(_options: CallbackOptions) -> list[Observation]:
+        snapshot = counts.copy()  # one C-level copy under the GIL: safe while the loop thread increments
+        return [
+            Observation(value, dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)))
+            for key, value in snapshot.items()
+        ]
+
+    return callback
+
+
 def hist(meter: Meter, spec: Any, buckets: Iterable[float]) -> Any:
     return meter.create_histogram(
         spec.name, spec.unit, spec.description, explicit_bucket_boundaries_advisory=list(buckets)
@@ -92,10 +105,26 @@ class MessageTracer:
         self._op_field = op_field
         self._traceparent_field = traceparent_field
         self._allow_binary = allow_binary
-        self._received = meter.create_counter(
-            n.MESSAGES_RECEIVED.name, n.MESSAGES_RECEIVED.unit, n.MESSAGES_RECEIVED.description
+        # Counts are plain dict increments on the event loop, published at collection (observable counters): a
+        # counter.add through the SDK costs microseconds (attribute hashing, aggregation) per message and send.
+        self._received: dict[tuple[str, str], int] = {}
+        self._sent: dict[tuple[str, str], int] = {}
+        self._sent_bytes: dict[str, int] = {}
+        meter.create_observable_counter(
+            n.MESSAGES_RECEIVED.name,
+            [_observe(self._received, (n.OP, n.ERROR_TYPE))],
+            n.MESSAGES_RECEIVED.unit,
+            n.MESSAGES_RECEIVED.description,
         )
-        self._sent = meter.create_counter(n.MESSAGES_SENT.name, n.MESSAGES_SENT.unit, n.MESSAGES_SENT.description)
+        meter.create_observable_counter(
+            n.MESSAGES_SENT.name,
+            [_observe(self._sent, (n.OP, n.ERROR_TYPE))],
+            n.MESSAGES_SENT.unit,
+            n.MESSAGES_SENT.description,
+        )
+        meter.create_observable_counter(
+            n.BYTES_SENT.name, [_observe(self._sent_bytes, (n.OP,))], n.BYTES_SENT.unit, n.BYTES_SENT.description
+        )
         self.errors = meter.create_counter(n.ERRORS.name, n.ERRORS.unit, n.ERRORS.description)
         self._size = hist(meter, n.MESSAGE_SIZE_HIST, SIZE_BUCKETS_BY)
         self._duration = hist(meter, n.MESSAGE_DURATION, DURATION_BUCKETS_S)
@@ -175,11 +204,11 @@ class MessageTracer:
             start_ns = getattr(span, "start_time", None)
             span.end()
             end_ns = getattr(span, "end_time", None)
-            attrs = {n.OP: msg.op, n.ERROR_TYPE: error}
-            self._received.add(1, attrs)
+            key = (msg.op, error)
+            self._received[key] = self._received.get(key, 0) + 1
             self._size.record(msg.envelope.size, {n.OP: msg.op, n.DIRECTION: "receive"})
             if start_ns is not None and end_ns is not None:
-                self._duration.record((end_ns - start_ns) / 1e9, attrs)
+                self._duration.record((end_ns - start_ns) / 1e9, {n.OP: msg.op, n.ERROR_TYPE: error})
         except Exception:
             self.internal_error("end_message")
 
@@ -196,9 +225,11 @@ class MessageTracer:
         try:
             label = self._send_op_label(op) if op else (OPAQUE_OP if self._mode == "none" else "unknown")
             size = message_size(data)
-            self._sent.add(1, {n.OP: label, n.ERROR_TYPE: error})
+            key = (label, error)
+            self._sent[key] = self._sent.get(key, 0) + 1
+            self._sent_bytes[label] = self._sent_bytes.get(label, 0) + size
+            # The one SDK measurement of a send: its duration (a slow client shows here first).
             self._send_duration.record(duration_s, {n.OP: label, n.ERROR_TYPE: error})
-            self._size.record(size, {n.OP: label, n.DIRECTION: "transmit"})
             # Sends are metrics, never a span per chunk; only a failed send leaves a mark on the message span.
             current = trace.get_current_span()
             if error and current.is_recording():

@@ -116,12 +116,13 @@ def rate_unit(spec: MetricSpec, counted: str | None = None) -> str:
     return "suffix:/s" if spec.unit == "1" else f"suffix:{spec.unit}/s"
 
 
-def _targets(queries: Iterable[Query]) -> list[prometheus.Dataquery]:
+def _targets(queries: Iterable[Query], exemplars: bool = False) -> list[prometheus.Dataquery]:
     # refIds A, B, C... explicitly: the SDK leaves them out, and Grafana needs them for overrides and expressions.
-    return [
+    targets = [
         prometheus.Dataquery().expr(expr).legend_format(fmt).ref_id(chr(ord("A") + i)).range()
         for i, (expr, fmt) in enumerate(queries)
     ]
+    return [t.exemplar(True) for t in targets] if exemplars else targets
 
 
 def ts_panel(
@@ -134,8 +135,14 @@ def ts_panel(
     height: int = 8,
     stacked: bool = False,
     min_zero: bool = True,
+    exemplars: bool = False,
 ) -> timeseries.Panel:
-    """A time series panel on the Prometheus data source, legend shown, shared tooltip sorted by value."""
+    """A time series panel on the Prometheus data source, legend shown, shared tooltip sorted by value.
+
+    ``exemplars`` asks Grafana for the series' exemplars: dots on the graph that open the trace they name (the
+    data source's ``exemplarTraceIdDestinations``). Sieve's exemplars come only from kept traces
+    (``pipeline/exemplars``), on the latency histograms and error counters listed in ``pipeline.exemplars.sources``.
+    """
     panel = (
         timeseries.Panel()
         .title(title)
@@ -161,7 +168,7 @@ def ts_panel(
         panel = panel.min(0)
     if stacked:
         panel = panel.stacking(common_builders.StackingConfig().mode(common_models.StackingMode.NORMAL))
-    for target in _targets(queries):
+    for target in _targets(queries, exemplars):
         panel = panel.with_target(target)
     return panel
 

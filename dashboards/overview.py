@@ -95,6 +95,7 @@ def _red(where: dict[str, str], group: tuple[str, ...], fmt: str, what: str) -> 
             rate_unit(s.SPAN_ERRORS),
             [(rate(s.SPAN_ERRORS, group, where), fmt)],
             span=8,
+            exemplars=True,
         ),
         ts_panel("Error ratio", "Errors / calls", "percentunit", [(error_ratio(group, where), fmt)], span=8),
     ]
@@ -108,6 +109,7 @@ def _durations(where: dict[str, str], group: tuple[str, ...], fmt: str, what: st
             unit(s.SPAN_DURATION),
             [(quantile(q, s.SPAN_DURATION, group, where), fmt)],
             span=8,
+            exemplars=True,
         )
         for q in (0.5, 0.95, 0.99)
     ]

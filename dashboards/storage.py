@@ -30,10 +30,20 @@ from dashboards.postgres import SqlQueryBuilder
 from pipeline.grafana.resources import DEFAULT_TRACE_URL, STORAGE_UID
 from pipeline.names import storage as st
 
-# The slow-lookup groups of the time range, worst first (monitoring.get_slow_lookup_groups, sql/).
+# The slow-lookup groups of the time range, worst first (monitoring.get_slow_lookup_groups, sql/): one row per
+# statement shape and plan, with an example trace to open in the trace UI or with `sieve trace` (no trace backend).
 SLOW_LOOKUPS_SQL = (
-    "SELECT fingerprint, operation, calls, p50_ms, p95_ms, max_ms, dominant, example_trace_ids[1] AS trace_id, "
-    "statement FROM monitoring.get_slow_lookup_groups($__timeFrom()::timestamptz, $__timeTo()::timestamptz)"
+    "SELECT fingerprint, plan_hash, operation, calls, p50_ms, p95_ms, max_ms, dominant, "
+    "example_trace_ids[1] AS trace_id, 'sieve trace ' || example_trace_ids[1] AS open_with, statement "
+    "FROM monitoring.get_slow_lookup_groups($__timeFrom()::timestamptz, $__timeTo()::timestamptz)"
+)
+# N+1 loops (monitoring.get_n_plus_one_groups) over the last hour of the range at most: without the sampler's
+# marks the function groups every statement span of its window, so the panel keeps that window bounded.
+N_PLUS_ONE_SQL = (
+    "SELECT parent_name AS parent, operation, occurrences, executions_p50 AS executions, total_ms_p50 AS ms_each, "
+    "example_trace_ids[1] AS trace_id, 'sieve trace ' || example_trace_ids[1] AS open_with, statement "
+    "FROM monitoring.get_n_plus_one_groups(greatest($__timeFrom()::timestamptz, $__timeTo()::timestamptz - "
+    "interval '1 hour'), $__timeTo()::timestamptz)"
 )
 TRACE_URL_VARIABLE = "trace_url"
 TRACE_LINK = "${" + TRACE_URL_VARIABLE + "}/trace/${__value.raw}"
@@ -60,6 +70,7 @@ def _operations() -> list[PanelBuilder]:
             unit(st.OPERATION_DURATION),
             [(quantile(q, st.OPERATION_DURATION, OP), OP_LEGEND)],
             span=8,
+            exemplars=True,
         )
         for q in (0.5, 0.95)
     ]
@@ -151,8 +162,10 @@ def slow_lookups_table() -> table.Panel:
         table.Panel()
         .title("Slow lookups")
         .description(
-            "Slow statement shapes of the time range from the Postgres sink (monitoring.get_slow_lookup_groups): "
-            "calls, latency, the dominant phase (pool wait, connect or execute) and an example trace"
+            "Slow statement shapes of the time range from the Postgres sink (monitoring.get_slow_lookup_groups), "
+            "one row per shape and plan (before and after an index are two rows): calls, latency, the dominant "
+            "phase (pool wait, connect or execute) and an example trace (link, or `sieve trace <id>` without a "
+            "trace UI)"
         )
         .datasource(POSTGRES)
         .span(24)
@@ -177,6 +190,31 @@ def slow_lookups_table() -> table.Panel:
     return panel
 
 
+def n_plus_one_table() -> table.Panel:
+    """The N+1 loops of the last hour of the range, most time first, each with a trace to open."""
+    panel = (
+        table.Panel()
+        .title("N+1 loops (last hour of the range)")
+        .description(
+            "One statement shape executed 5+ times in a row under one parent span, from the Postgres sink "
+            "(monitoring.get_n_plus_one_groups): fix it with one query for all the items (= ANY($1) or a join)"
+        )
+        .datasource(POSTGRES)
+        .span(24)
+        .height(8)
+        .filterable(True)
+        .with_target(SqlQueryBuilder().ref_id("A").raw_sql(N_PLUS_ONE_SQL))
+    )
+    overrides = [
+        _override("ms_each", unit="ms"),
+        _override("statement", custom_minWidth=400),
+        _override("trace_id", links=[{"title": "Open trace", "url": TRACE_LINK, "targetBlank": True}]),
+    ]
+    for name, properties in overrides:
+        panel = panel.override_by_name(name, properties)
+    return panel
+
+
 def build() -> dashboard_models.Dashboard:
     """The ``sieve-storage`` dashboard."""
     board = base_dashboard(
@@ -194,6 +232,6 @@ def build() -> dashboard_models.Dashboard:
         [
             ("Operations", _operations()),
             ("Where the time goes", _time_split()),
-            ("Slow lookups (Postgres sink)", [slow_lookups_table()]),
+            ("Slow lookups (Postgres sink)", [slow_lookups_table(), n_plus_one_table()]),
         ],
     )

@@ -129,6 +129,7 @@ def _messages() -> list[PanelBuilder]:
             "95th percentile of the time to process one inbound message (its root span)",
             unit(ws.MESSAGE_DURATION),
             [(quantile(0.95, ws.MESSAGE_DURATION, (ws.OP,)), legend((ws.MESSAGE_DURATION, ws.OP)))],
+            exemplars=True,
         ),
         ts_panel(
             "Failed messages by op and error",
@@ -140,6 +141,7 @@ def _messages() -> list[PanelBuilder]:
                     legend((ws.MESSAGES_RECEIVED, ws.OP), (ws.MESSAGES_RECEIVED, ws.ERROR_TYPE)),
                 )
             ],
+            exemplars=True,
         ),
     ]
 
@@ -161,16 +163,18 @@ def _sending() -> list[PanelBuilder]:
             span=8,
         ),
         ts_panel(
-            "Message size p95",
-            "95th percentile of payload size by op and direction",
+            "Inbound message size p95",
+            "95th percentile of inbound payload size by op",
             unit(ws.MESSAGE_SIZE_HIST),
-            [
-                (
-                    quantile(0.95, ws.MESSAGE_SIZE_HIST, (ws.OP, ws.DIRECTION)),
-                    legend((ws.MESSAGE_SIZE_HIST, ws.DIRECTION), (ws.MESSAGE_SIZE_HIST, ws.OP)),
-                )
-            ],
-            span=8,
+            [(quantile(0.95, ws.MESSAGE_SIZE_HIST, (ws.OP,)), legend((ws.MESSAGE_SIZE_HIST, ws.OP)))],
+            span=4,
+        ),
+        ts_panel(
+            "Bytes sent",
+            "Outbound payload bytes per second by op",
+            rate_unit(ws.BYTES_SENT),
+            [(rate(ws.BYTES_SENT, (ws.OP,)), legend((ws.BYTES_SENT, ws.OP)))],
+            span=4,
         ),
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the messages (conversation_id, created_at DESC) index (default: the old schema, without it)",
     )
+    demo.add_argument(  # issue 16
+        "--fix-n-plus-one",
+        action="store_true",
+        help="read a conversation's files in one joined query (default: one query per file, the old daemon's N+1)",
+    )
 
     slow = sub.add_parser(
         "slow-lookups", help="slow storage operations from the Postgres sink, grouped by statement, with a diagnosis"
@@ -41,6 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     slow.add_argument("--json", action="store_true", help="machine-readable output (shape: see the README)")
     slow.add_argument("--min-ms", type=float, default=0.0, help="count spans this slow instead of the marked ones")
     slow.add_argument("--limit", type=int, default=20, help="at most this many statement groups (default 20)")
+    # -- issue 16: N+1 thresholds of `sieve slow-lookups`, and `sieve trace` -------------------------------------
+    slow.add_argument(
+        "--n-plus-one-min-count", type=int, default=5, help="N+1: repetitions under one parent (default 5, Sentry's)"
+    )
+    slow.add_argument(
+        "--n-plus-one-min-ms", type=float, default=0.0, help="N+1: at least this much time in them (default 0)"
+    )
+    trace = sub.add_parser(
+        "trace", help="one kept trace from the Postgres sink as a waterfall: spans, DB time split, plans, events"
+    )
+    trace.add_argument("trace_id", help="32 hex digits, with or without 0x")
+    trace.add_argument("--json", action="store_true", help="machine-readable output (shape: see the README)")
+    # -- end issue 16 ----------------------------------------------------------------------------------------------
 
     from pipeline.grafana import cli as grafana_cli
 
@@ -61,8 +80,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             demo["with_index"] = True
         if demo:
             o["demo"] = demo
+        service: dict[str, Any] = {}
         if args.port is not None:
-            o["service"] = {"port": args.port}
+            service["port"] = args.port
+        if args.fix_n_plus_one:  # issue 16
+            service["batch_file_lookups"] = True
+        if service:
+            o["service"] = service
         if args.metrics_port is not None:
             o["prometheus"] = {"port": args.metrics_port}
     return o
@@ -131,6 +155,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if command == "slow-lookups":
         return _slow_lookups(args, settings)
+    if command == "trace":  # issue 16
+        return _trace(args, settings)
     if command == "dashboards":
         from pipeline.grafana import cli as grafana_cli
 
@@ -140,17 +166,36 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _slow_lookups(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.db import open_database
-    from pipeline.slowlookups import collect_report
+    from pipeline.slowlookups import NPlusOneOptions, collect_report
     from pipeline.slowlookups.query import parse_since
     from pipeline.slowlookups.render import render_json, render_text
 
     since = parse_since(args.since)
+    n_plus_one = NPlusOneOptions(min_count=args.n_plus_one_min_count, min_total_ms=args.n_plus_one_min_ms)
+    options: dict[str, Any] = {"min_duration_ms": args.min_ms, "limit": args.limit, "n_plus_one": n_plus_one}
     if settings.sink.dsn:
-        report = collect_report(settings.sink.dsn, since, min_duration_ms=args.min_ms, limit=args.limit)
+        report = collect_report(settings.sink.dsn, since, **options)
     else:
         with open_database(settings.database) as db:  # the sink lives in the application's database by default
-            report = collect_report(db.dsn, since, min_duration_ms=args.min_ms, limit=args.limit)
+            report = collect_report(db.dsn, since, **options)
     print(render_json(report) if args.json else render_text(report))
+    return 0
+
+
+def _trace(args: argparse.Namespace, settings: Settings) -> int:
+    """``sieve trace``: 0 shown, 1 the sink has no such trace, 2 (SieveError) a bad id or no database."""
+    from pipeline.db import open_database
+    from pipeline.slowlookups.trace import load_trace, parse_trace_id, retention_days
+    from pipeline.slowlookups.waterfall import no_such_trace, render_json, render_text
+
+    trace_id = parse_trace_id(args.trace_id)  # before any database is started
+    with contextlib.ExitStack() as stack:
+        dsn = settings.sink.dsn or stack.enter_context(open_database(settings.database)).dsn
+        view = load_trace(dsn, trace_id, connect_timeout_s=settings.database.connect_timeout_s)
+        if view is None:
+            print(f"sieve: {no_such_trace(trace_id, retention_days(dsn))}", file=sys.stderr)
+            return 1
+    print(render_json(view) if args.json else render_text(view), end="")
     return 0
 
 

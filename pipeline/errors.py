@@ -6,7 +6,8 @@
     ├── ConfigError          a setting has a value Sieve cannot accept (names setting, value, accepted)
     ├── DatabaseError        the embedded Postgres could not start, or a DSN could not be reached
     ├── MigrationError       a migration failed, or an applied migration was edited afterwards
-    └── ListenError          a port Sieve was asked to listen on is taken or not allowed (names the setting)
+    ├── ListenError          a port Sieve was asked to listen on is taken or not allowed (names the setting)
+    └── UsageError           a command's argument cannot be used (`sieve trace not-an-id`): says what would be
 
 Telemetry code paths (span processors, exporters, instrumentation hooks) never raise into the application:
 they count and log. These exceptions are for start-up and for commands.
@@ -44,3 +45,7 @@ class ListenError(SieveError):
         self.host, self.port, self.setting = host, port, setting
         reason = (cause.strerror or str(cause)).lower()
         super().__init__(f"cannot listen on {host}:{port} ({setting}): {reason}")
+
+
+class UsageError(SieveError, ValueError):
+    """A command-line argument Sieve cannot use; the message names it and what would be accepted."""

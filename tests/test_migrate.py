@@ -44,7 +44,7 @@ def test_a_fresh_database_migrates_once_and_a_second_run_is_a_no_op(fresh_dsn: s
     first = migrate(fresh_dsn)
     # Every migration in version order, then every repeatable file in name order.
     assert first == [*layout.migrations, *layout.repeatables]
-    assert [s.version for s in first if not s.repeatable] == [1, 2, 3, 4]
+    assert [s.version for s in first if not s.repeatable] == [1, 2, 3, 4, 5, 6]
     assert migrate(fresh_dsn) == []
     assert applied(fresh_dsn) == [(m.version, m.name) for m in layout.migrations]
     assert repeatables(fresh_dsn) == {r.name: r.checksum for r in layout.repeatables}

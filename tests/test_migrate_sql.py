@@ -4,6 +4,7 @@ anything, attribute keys that ``pipeline.names`` declares, and a layout found fr
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import re
 import shutil
@@ -23,6 +24,7 @@ SQL_FILES = sorted((ROOT / "sql").rglob("*.sql"))
 _DEFINITION = re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+([\w.]+)\s*\(", re.IGNORECASE)
 # A quoted key after a jsonb operator: attributes ->> 'k', a -> 'k', attributes ? 'k', ?| and ?& alike.
 _JSONB_KEY = re.compile(r"(?:->>|->|\?\||\?&|\?)\s*'([^']+)'")
+_JSONB_CONTAINS = re.compile(r"@>\s*'(\{[^']*\})'")
 
 
 def code(path: Path) -> str:
@@ -81,8 +83,14 @@ def name_constants() -> set[str]:
 DRIVER_KEYS = {db_attributes.DB_SYSTEM}
 
 
+def jsonb_keys(sql: str) -> list[str]:
+    """Keys after a jsonb operator, and the top-level keys of a containment literal (a @> '{"k": true}')."""
+    contained = [key for literal in _JSONB_CONTAINS.findall(sql) for key in json.loads(literal)]
+    return _JSONB_KEY.findall(sql) + contained
+
+
 def test_the_attribute_keys_the_sql_reads_are_declared_in_pipeline_names() -> None:
-    read = {(key, path.name) for path in SQL_FILES for key in _JSONB_KEY.findall(code(path))}
+    read = {(key, path.name) for path in SQL_FILES for key in jsonb_keys(code(path))}
     keys = {key for key, _ in read}
     # The parse finds what the slow-lookup report and the tables read.
     assert {storage.FINGERPRINT, storage.EXECUTE_S, storage.SLOW, storage.PLAN_ANALYZED, storage.DB_SYSTEM} <= keys
@@ -97,6 +105,8 @@ def test_the_key_parse_sees_every_operator_and_skips_comments(tmp_path: Path) ->
         "-- attributes ->> 'in.a.comment'\n"
     )
     assert _JSONB_KEY.findall(code(path)) == ["k1", "k2", "k3", "k4"]
+    path.write_text('SELECT a @> \'{"k5": true}\', a @> \'{"k6": 1, "k7": "x"}\'\n')
+    assert jsonb_keys(code(path)) == ["k5", "k6", "k7"]
 
 
 def test_sql_is_found_in_the_checkout_and_in_an_installed_wheel(tmp_path: Path) -> None:

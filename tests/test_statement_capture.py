@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from psycopg_pool import AsyncConnectionPool
 
 from collectors.storage import ExplainOptions, StorageTelemetry, instrument_drivers, uninstrument_drivers
-from pipeline.sqlshape import statement_info
+from pipeline.sqlshape import plan_shape_hash, statement_info
 
 pytestmark = pytest.mark.postgres
 
@@ -249,6 +249,49 @@ async def test_plan_capture_is_rate_limited(notes_dsn: str, traced: Any) -> None
     assert _explain_outcomes(traced[2]) == {"captured": 1, "rate_limited": 1}
 
 
+async def test_fresh_plans_carry_their_shape_hash_and_ask_to_keep_their_trace(notes_dsn: str, traced: Any) -> None:
+    telemetry = _telemetry(traced, notes_dsn)
+    pool = await asyncpg.create_pool(notes_dsn, min_size=1, max_size=1)
+    for _ in range(2):
+        async with telemetry.operation("history", driver="asyncpg"), telemetry.acquire_asyncpg(pool, "r") as conn:
+            await conn.fetch(HISTORY, 3, 5)
+        await telemetry.drain_plans()
+    await pool.close()
+    await telemetry.close()
+    fresh, cached = _named(traced[1].get_finished_spans(), "EXPLAIN")
+    plan_hash = fresh.attributes["sieve.db.plan_hash"]
+    assert plan_hash and len(plan_hash) == 16 and cached.attributes["sieve.db.plan_hash"] == plan_hash
+    # Hashed from the generic plan (Postgres 16+): the same whatever the parameters; here it is the same shape as
+    # the plan captured with owner 3 (a Limit over a Sort over a Seq Scan).
+    assert fresh.attributes["sieve.db.plan_hash.source"] == "generic"
+    assert plan_hash == plan_shape_hash(json.loads(fresh.attributes["sieve.db.plan"]))
+    assert fresh.attributes["sieve.force_sample"] is True  # the default force-sample policy keeps the trace
+    assert "sieve.force_sample" not in cached.attributes
+
+
+async def test_a_fast_read_without_a_fresh_plan_gets_one_baseline_capture(notes_dsn: str, traced: Any) -> None:
+    provider, exporter, reader = traced
+    telemetry = StorageTelemetry(
+        provider,
+        MeterProvider(metric_readers=[reader]),
+        slow_threshold_ms=10_000,  # nothing is slow
+        explain=ExplainOptions(dsn=notes_dsn),
+    )
+    pool = await asyncpg.create_pool(notes_dsn, min_size=1, max_size=1)
+    for owner in (1, 2, 3):
+        async with telemetry.operation("history", driver="asyncpg"), telemetry.acquire_asyncpg(pool, "r") as conn:
+            await conn.fetch(HISTORY, owner, 5)
+        await telemetry.drain_plans()
+    await pool.close()
+    await telemetry.close()
+    spans = exporter.get_finished_spans()
+    (plan,) = _named(spans, "EXPLAIN")  # once per fingerprint while the plan is fresh, never "cached" copies
+    assert plan.parent.span_id == _named(spans, "history")[0].context.span_id
+    assert plan.attributes["sieve.db.plan_hash"] and plan.attributes["sieve.db.plan.baseline"] is True
+    assert _explain_outcomes(reader) == {"captured": 1}
+    assert all("sieve.db.slow" not in s.attributes for s in _named(spans, "history"))
+
+
 async def test_a_connection_reopened_after_idle_is_marked_so(notes_dsn: str, traced: Any) -> None:
     telemetry = _telemetry(traced, None)
     pool = await asyncpg.create_pool(
@@ -270,3 +313,28 @@ async def test_a_connection_reopened_after_idle_is_marked_so(notes_dsn: str, tra
     assert second.attributes["sieve.db.idle_connect"] is True
     assert second.attributes["sieve.db.pool_idle_s"] >= 0.4
     assert second.attributes["db.client.connection.max"] == 2
+
+
+async def test_a_baseline_plan_never_answers_a_slow_read(notes_dsn: str, traced: Any) -> None:
+    """A fast read's plan (its parameters) is not the plan a slow read of the same shape is shown: the slow read
+    gets a capture of its own."""
+    provider, exporter, reader = traced
+    telemetry = StorageTelemetry(
+        provider,
+        MeterProvider(metric_readers=[reader]),
+        slow_threshold_ms=10_000,  # "history" is fast: a baseline capture
+        slow_thresholds_ms={"history_slow": 0.001},  # the same statement under this name is slow
+        explain=ExplainOptions(dsn=notes_dsn),
+    )
+    pool = await asyncpg.create_pool(notes_dsn, min_size=1, max_size=1)
+    for name in ("history", "history_slow"):
+        async with telemetry.operation(name, driver="asyncpg"), telemetry.acquire_asyncpg(pool, "r") as conn:
+            await conn.fetch(HISTORY, 3, 5)
+        await telemetry.drain_plans()
+    await pool.close()
+    await telemetry.close()
+    baseline, slow = _named(exporter.get_finished_spans(), "EXPLAIN")
+    assert baseline.attributes["sieve.db.plan.baseline"] is True
+    assert "sieve.db.plan.baseline" not in slow.attributes and slow.attributes["sieve.db.plan.cached"] is False
+    assert baseline.attributes["sieve.db.plan_hash"] == slow.attributes["sieve.db.plan_hash"]  # one generic plan
+    assert _explain_outcomes(reader) == {"captured": 2}

@@ -32,6 +32,9 @@ class ServiceSettings(Section):
     # round trips: the old system paid ~0.35 s). The embedded server answers over a Unix socket in ~2 ms, which
     # would hide the story; 0 shows the local truth.
     db_connect_delay_s: float = Field(0.25, ge=0)
+    # The conversation's files: looked up one query per file as the old daemon did (an N+1 that `sieve
+    # slow-lookups` diagnoses), or all in one joined query (`sieve demo --fix-n-plus-one`).
+    batch_file_lookups: bool = False
 
 
 class ProviderSettings(Section):
@@ -56,6 +59,7 @@ class DemoSettings(Section):
     seed_conversations: int = Field(200, ge=1)
     heavy_conversations: int = Field(4, ge=0)
     heavy_messages: int = Field(40_000, ge=0)
+    files_per_conversation: int = Field(6, ge=0, le=100)  # seeded files per conversation (the N+1's items)
     # The index that serves the history read; off by default, as in the old schema (`sieve demo --with-index`).
     with_index: bool = False
     report_path: Path = Path(".sieve/demo-report.json")

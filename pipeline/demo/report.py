@@ -104,7 +104,8 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"  (history index {'present' if setup.get('history_index') else 'absent, as in the old schema'}; "
             f"quiet gaps {setup.get('quiet_gaps_s') or 'none'}; simulated connection set-up "
-            f"{setup.get('db_connect_delay_s', 0)} s)"
+            f"{setup.get('db_connect_delay_s', 0)} s; a conversation's files read "
+            f"{setup.get('file_lookups', 'one per file')})"
         )
     if report.get("slow_lookups_text"):
         lines += ["", report["slow_lookups_text"].rstrip()]

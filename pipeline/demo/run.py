@@ -11,10 +11,12 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from pipeline.bootstrap import Telemetry
 from pipeline.config import Settings, env_names
@@ -67,6 +69,14 @@ class DemoStack:
             log.debug("demo stop: %s in %.0f ms", name, (time.perf_counter() - t0) * 1000)
 
 
+def _fresh_spans_file(path: Path | None) -> None:
+    """One run's traces per file: the previous run's file and its rotated ones go."""
+    if path is None:
+        return
+    for old in (path, *(path.with_name(f"{path.name}.{n}") for n in range(1, 101))):
+        old.unlink(missing_ok=True)
+
+
 def demo_settings(settings: Settings) -> Settings:
     """The demo declares its protocol to the WebSocket instrumentation: a JSON envelope with these ops."""
     websocket = settings.websocket.model_copy(
@@ -83,23 +93,46 @@ def demo_settings(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-async def start_stack(settings: Settings, *, instrumented: bool = True, install_globals: bool = False) -> DemoStack:
-    """Postgres, migrations, seed data, the pipeline (``pipeline.setup``) and the instrumented service."""
+async def start_stack(
+    settings: Settings,
+    *,
+    instrumented: bool = True,
+    install_globals: bool = False,
+    span_exporters: Sequence[SpanExporter] = (),
+) -> DemoStack:
+    """Postgres, migrations, seed data, the pipeline (``pipeline.setup``) and the instrumented service.
+
+    ``span_exporters`` get the kept spans besides the configured ones (the benchmarks' encoding exporter)."""
     database = open_database(settings.database)
-    migrate(database.dsn)
-    seed(database.dsn, settings.demo)
-    set_history_index(database.dsn, settings.demo.with_index)
-    settings = demo_settings(settings)
-    stats = SpanStats()
-    if instrumented:
-        if settings.tracing.spans_file:
-            settings.tracing.spans_file.unlink(missing_ok=True)  # one run's traces per file
-        sieve = setup(settings, database_dsn=database.dsn, install_globals=install_globals, upstream_processors=[stats])
-    else:
-        sieve = noop(settings)  # the benchmarks' baseline: the API's no-op providers, no SDK at all
-    store = await Store.open(to_url(database.dsn), sieve.storage, settings.service)
-    provider = Provider(settings.provider, sieve.tracer_provider, random.Random(1))
-    service = await DemoService(settings.service, store, provider, sieve.websocket, logs=sieve.logs).start()
+    sieve: Sieve | None = None
+    store: Store | None = None
+    try:
+        migrate(database.dsn)
+        seed(database.dsn, settings.demo)
+        set_history_index(database.dsn, settings.demo.with_index)
+        settings = demo_settings(settings)
+        stats = SpanStats()
+        if instrumented:
+            _fresh_spans_file(settings.tracing.spans_file)
+            sieve = setup(
+                settings,
+                database_dsn=database.dsn,
+                install_globals=install_globals,
+                upstream_processors=[stats],
+                span_exporters=span_exporters,
+            )
+        else:
+            sieve = noop(settings)  # the benchmarks' baseline: the API's no-op providers, no SDK at all
+        store = await Store.open(to_url(database.dsn), sieve.storage, settings.service)
+        provider = Provider(settings.provider, sieve.tracer_provider, random.Random(1))
+        service = await DemoService(settings.service, store, provider, sieve.websocket, logs=sieve.logs).start()
+    except BaseException:  # a failed or interrupted start leaves nothing running, the embedded Postgres included
+        if store is not None:
+            await store.close()
+        if sieve is not None:
+            await sieve.aclose()
+        database.close()
+        raise
     return DemoStack(settings, database, sieve, stats, store, provider, service)
 
 
@@ -200,6 +233,7 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         "history_index": settings.demo.with_index,
         "quiet_gaps_s": [list(q) for q in result.quiet],
         "db_connect_delay_s": settings.service.db_connect_delay_s,
+        "file_lookups": "one query" if settings.service.batch_file_lookups else "one per file",  # issue 16
     }
     if telemetry.sink is not None:
         # This run's window only: an earlier run's spans in the same database are not this run's story.

@@ -32,7 +32,7 @@ def set_history_index(dsn: str, present: bool) -> None:
 
 def seed(dsn: str, settings: DemoSettings, messages_per_conversation: int = 10) -> dict[str, int]:
     """Create the seed rows unless they exist; returns how many rows this call inserted."""
-    inserted = {"conversations": 0, "messages": 0}
+    inserted = {"conversations": 0, "messages": 0, "files": 0}
     with suppress_instrumentation(), psycopg.connect(dsn, autocommit=True) as conn:
         for prefix, count, per in (
             ("seed-", settings.seed_conversations, messages_per_conversation),
@@ -65,7 +65,31 @@ def seed(dsn: str, settings: DemoSettings, messages_per_conversation: int = 10) 
                 {"per": per, "like": prefix + "%"},
             )
             inserted["messages"] += max(cur.rowcount, 0)
+        inserted["files"] = _seed_files(conn, settings.files_per_conversation)
         if inserted["messages"]:
             conn.execute("ANALYZE public.conversations")
             conn.execute("ANALYZE public.messages")
     return inserted
+
+
+def _seed_files(conn: psycopg.Connection[object], per_conversation: int) -> int:
+    """Files attached to each seeded conversation that has none yet (the items of the demo's N+1)."""
+    if per_conversation <= 0:
+        return 0
+    cur = conn.execute(
+        """WITH planned AS MATERIALIZED (
+               SELECT c.id AS conversation_id, g AS position, gen_random_uuid() AS file_id
+                 FROM public.conversations AS c CROSS JOIN generate_series(0, %(per)s - 1) AS g
+                WHERE (c.continuation_id LIKE 'seed-%%' OR c.continuation_id LIKE 'heavy-%%')
+                  AND NOT EXISTS (SELECT 1 FROM public.conversation_files AS cf WHERE cf.conversation_id = c.id)
+           ),
+           made AS (
+               INSERT INTO public.files (id, name, mime_type, size_bytes)
+               SELECT p.file_id, 'attachment-' || p.position || '.pdf', 'application/pdf', 10000 + p.position * 997
+                 FROM planned AS p
+           )
+        INSERT INTO public.conversation_files (conversation_id, file_id, position)
+        SELECT p.conversation_id, p.file_id, p.position FROM planned AS p""",
+        {"per": per_conversation},
+    )
+    return max(cur.rowcount, 0)

@@ -39,6 +39,14 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    id: uuid.UUID
+    name: str
+    mime_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class NewMessage:
     role: str
     content: str
@@ -204,3 +212,51 @@ class Store:
                     inserted += max(cur.rowcount, 0)
             op.returned(inserted)
         return inserted
+
+    # -- issue 16: the conversation's files, the old daemon's N+1 and its fix ---------------------------------------
+
+    async def conversation_files(self, conversation_id: uuid.UUID, *, batched: bool = False) -> list[StoredFile]:
+        """The files attached to a conversation, in their order.
+
+        ``batched=False`` is the old daemon's way, an N+1: one repository call lists the file ids, then one call
+        per file reads it (``get_file``, the same statement once per file, in a row under the turn's span).
+        ``batched=True`` is the fix: one joined query returns them all.
+        """
+        if batched:
+            async with (
+                self._t.operation("get_conversation_files", driver="asyncpg") as op,
+                self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
+            ):
+                rows = await conn.fetch(
+                    """SELECT f.id, f.name, f.mime_type, f.size_bytes
+                         FROM public.conversation_files AS cf JOIN public.files AS f ON f.id = cf.file_id
+                        WHERE cf.conversation_id = $1
+                        ORDER BY cf.position""",
+                    conversation_id,
+                )
+                op.returned(len(rows))
+            return [StoredFile(r["id"], r["name"], r["mime_type"], r["size_bytes"]) for r in rows]
+        async with (
+            self._t.operation("list_conversation_files", driver="asyncpg") as op,
+            self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
+        ):
+            ids = await conn.fetch(
+                "SELECT file_id FROM public.conversation_files WHERE conversation_id = $1 ORDER BY position",
+                conversation_id,
+            )
+            op.returned(len(ids))
+        files: list[StoredFile] = []
+        for row in ids:
+            async with (
+                self._t.operation("get_file", driver="asyncpg") as op,
+                self._t.acquire_asyncpg(self._reads, "asyncpg") as conn,
+            ):
+                r = await conn.fetchrow(
+                    "SELECT id, name, mime_type, size_bytes FROM public.files WHERE id = $1", row["file_id"]
+                )
+                op.returned(0 if r is None else 1)
+            if r is not None:
+                files.append(StoredFile(r["id"], r["name"], r["mime_type"], r["size_bytes"]))
+        return files
+
+    # -- end issue 16 ------------------------------------------------------------------------------------------------

@@ -39,6 +39,24 @@ PLAN = "sieve.db.plan"  # EXPLAIN (FORMAT JSON) output as a JSON string; the sin
 PLAN_ANALYZED = "sieve.db.plan.analyzed"
 PLAN_CACHED = "sieve.db.plan.cached"
 EXPLAIN_OUTCOME = "sieve.db.explain.outcome"
+# The plan's shape (node types, relations, indexes, join types; never costs or row estimates) as 16 hex digits
+# (pipeline.sqlshape.plan_shape_hash), on EXPLAIN spans: slow calls are grouped by fingerprint *and* plan, so
+# before and after an index are two groups. Hashed from the statement's generic plan where Postgres can make one
+# (collectors/_explain.py): the same for every parameter value.
+PLAN_HASH = "sieve.db.plan_hash"
+PLAN_HASH_SOURCE = "sieve.db.plan_hash.source"  # "generic" (EXPLAIN GENERIC_PLAN) | "captured" (this plan's shape)
+PLAN_BASELINE = "sieve.db.plan.baseline"  # true: explained although fast, to know the plan in force
+# A freshly captured plan (not a cached one) asks the sampler to keep its trace through the default
+# `force-sample` policy, so the plan in force reaches the sink even when the call that carried it was fast.
+FORCE_SAMPLE = "sieve.force_sample"
+
+# N+1 (issue 16): the same statement shape executed N or more times, one after another, under one parent span.
+# The in-process detector (tail sampler, at decision time) marks a kept trace's spans with these; the slow-lookups
+# report finds the same pattern in stored spans without them and says which way it was found.
+N_PLUS_ONE = "sieve.db.n_plus_one"  # bool, on every span of a detected repetition (the repeated statements)
+N_PLUS_ONE_COUNT = "sieve.db.n_plus_one.count"  # int, on those spans: executions under that parent in the trace
+N_PLUS_ONE_FINGERPRINT = "sieve.db.n_plus_one.fingerprint"  # str, on the parent span: the repeated statement shape
+N_PLUS_ONE_POLICY = "n-plus-one"  # sieve.sampling.reason of a trace kept because of it
 
 OPERATION_DURATION = MetricSpec(
     "db.client.operation.duration",

@@ -37,8 +37,9 @@ MESSAGES_SENT = MetricSpec(
     "websocket.server.messages.sent", Kind.COUNTER, "{message}", "Outbound messages by op", (OP, ERROR_TYPE)
 )
 MESSAGE_SIZE_HIST = MetricSpec(
-    "websocket.server.message.size", Kind.HISTOGRAM, "By", "Message payload size", (OP, DIRECTION)
+    "websocket.server.message.size", Kind.HISTOGRAM, "By", "Inbound message payload size", (OP, DIRECTION)
 )
+BYTES_SENT = MetricSpec("websocket.server.sent.size", Kind.COUNTER, "By", "Bytes sent, by op", (OP,))
 MESSAGE_DURATION = MetricSpec(
     "websocket.server.message.duration",
     Kind.HISTOGRAM,
@@ -72,6 +73,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MESSAGES_RECEIVED,
     MESSAGES_SENT,
     MESSAGE_SIZE_HIST,
+    BYTES_SENT,
     MESSAGE_DURATION,
     SEND_DURATION,
     CONNECTION_DURATION,

@@ -14,8 +14,9 @@ FIXED_DATASOURCES = {
     resources.POSTGRES_UID: resources.POSTGRES_TYPE,
 }
 SLOW_LOOKUPS_SQL = (
-    "SELECT fingerprint, operation, calls, p50_ms, p95_ms, max_ms, dominant, example_trace_ids[1] AS trace_id, "
-    "statement FROM monitoring.get_slow_lookup_groups($__timeFrom()::timestamptz, $__timeTo()::timestamptz)"
+    "SELECT fingerprint, plan_hash, operation, calls, p50_ms, p95_ms, max_ms, dominant, "
+    "example_trace_ids[1] AS trace_id, 'sieve trace ' || example_trace_ids[1] AS open_with, statement "
+    "FROM monitoring.get_slow_lookup_groups($__timeFrom()::timestamptz, $__timeTo()::timestamptz)"
 )
 
 
@@ -88,9 +89,9 @@ def test_service_and_instance_variables_on_every_dashboard(committed):
 
 def test_slow_lookups_table_reads_the_postgres_function_and_links_traces(committed):
     storage = next(b.model for b in committed if b.uid == resources.STORAGE_UID)
-    tables = [p for p in storage["panels"] if p["type"] == "table"]
-    assert len(tables) == 1
-    table = tables[0]
+    tables = {p["title"]: p for p in storage["panels"] if p["type"] == "table"}
+    assert set(tables) == {"Slow lookups", "N+1 loops (last hour of the range)"}
+    table = tables["Slow lookups"]
     assert table["datasource"] == {"type": resources.POSTGRES_TYPE, "uid": resources.POSTGRES_UID}
     (target,) = table["targets"]
     assert target["rawSql"] == SLOW_LOOKUPS_SQL
@@ -102,6 +103,29 @@ def test_slow_lookups_table_reads_the_postgres_function_and_links_traces(committ
     assert (trace_url["type"], trace_url["query"]) == ("textbox", DEFAULT_TRACE_URL)
     for column in ("p50_ms", "p95_ms", "max_ms"):
         assert {"id": "unit", "value": "ms"} in overrides[column]
+    # The N+1 table reads its function over at most the last hour of the range, with the same trace links.
+    (n1,) = tables["N+1 loops (last hour of the range)"]["targets"]
+    assert "monitoring.get_n_plus_one_groups(greatest($__timeFrom()" in n1["rawSql"]
+    assert "'sieve trace ' || example_trace_ids[1] AS open_with" in n1["rawSql"]
+
+
+def test_latency_and_error_panels_of_exemplar_metrics_show_exemplars(committed):
+    from pipeline.exemplars.sources import SOURCES
+
+    carried = {s.spec.prometheus_name + ("_bucket" if s.is_histogram else "") for s in SOURCES}
+    # A time series panel shows exemplars as dots on its graph (a stat panel has nowhere to put them).
+    flagged = []
+    for board in committed:
+        for panel in board.model["panels"]:
+            for target in panel.get("targets", []):
+                expr = target.get("expr", "")
+                if target.get("exemplar"):
+                    flagged.append(panel["title"])
+                    # Only metrics that carry Sieve's exemplars ask for them.
+                    assert any(name in expr for name in carried), f"{board.uid}/{panel['title']}: {expr}"
+                elif panel["type"] == "timeseries" and "histogram_quantile" in expr and any(n in expr for n in carried):
+                    raise AssertionError(f"{board.uid}/{panel['title']}: a latency panel without exemplars")
+    assert {"p95 duration", "Processing p95 by op", "p95 by operation", "Errors"} <= set(flagged)
 
 
 def test_dashboards_link_to_each_other(committed):

@@ -117,3 +117,26 @@ def test_cli_reports_a_bad_setting_and_exits_2(
 def test_cli_migrate_against_a_dsn(migrated_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--dsn", migrated_dsn, "migrate"]) == 0
     assert "applied 0 migration(s)" in capsys.readouterr().out
+
+
+async def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
+    """The service's port is taken after Postgres started: the error surfaces and the embedded server stops."""
+    import socket
+
+    from pipeline.demo.run import start_stack
+    from pipeline.errors import ListenError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = load_settings(
+            environ={},
+            database={"data_dir": str(tmp_path / "pg")},
+            prometheus={"port": 0},
+            service={"port": taken.getsockname()[1]},
+            sink={"spool_dir": str(tmp_path / "spool")},
+            demo={"heavy_conversations": 0, "seed_conversations": 5},
+        )
+        with pytest.raises(ListenError, match=r"service\.port"):
+            await start_stack(settings)
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()

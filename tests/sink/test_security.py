@@ -20,6 +20,11 @@ READS = (
     "monitoring.get_recent_points('m', 5, 10)",
     "monitoring.get_trace('0123456789abcdef0123456789abcdef')",
     "monitoring.get_slow_lookup_groups(now() - interval '1 hour', now())",
+    # issue 16
+    "monitoring.get_plan_epochs(now() - interval '1 hour', now())",
+    "monitoring.get_plan_changes(now() - interval '1 hour', now())",
+    "monitoring.get_n_plus_one_groups(now() - interval '1 hour', now())",
+    "monitoring.get_trace_events('0123456789abcdef0123456789abcdef', now() - interval '1 hour', now())",
 )
 TABLES = ("monitoring.events", "monitoring.spans", "monitoring.metric_points", "monitoring.config")
 
