@@ -161,6 +161,9 @@ def _with_collectors(settings: Settings, telemetry: Telemetry, dsn: str | None) 
     logs: LogBridge | None = None
     if telemetry.log_sampler is not None:
         logs = LogBridge(telemetry.logger_provider, telemetry.log_sampler, settings.logs.bridge).install()
+        # Records of kept traces are rebuilt and replayed only while something receives them (an OTLP log
+        # exporter or any loguru sink the application added): otherwise that work is waste.
+        telemetry.log_sampler.replay_kept = logs.has_receivers
     monitor = _loop_monitor(settings, meter_provider)
     return Sieve(
         settings,
