@@ -21,8 +21,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from collectors._envelope import BoundedLabel
-from collectors._ws_messages import hist
-from pipeline.names import DURATION_BUCKETS_S
+from pipeline import metering
 from pipeline.names import websocket as n
 
 ABNORMAL_CLOSURE = 1006  # no close frame either way
@@ -70,15 +69,11 @@ class ConnectionTracker:
         self._close_label = BoundedLabel(None, 32)
         self._states: weakref.WeakKeyDictionary[ServerConnection, ConnectionState] = weakref.WeakKeyDictionary()
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, tuple[Span, float]] = weakref.WeakKeyDictionary()
-        self._connections = meter.create_up_down_counter(
-            n.CONNECTIONS_ACTIVE.name, n.CONNECTIONS_ACTIVE.unit, n.CONNECTIONS_ACTIVE.description
-        )
-        self._sessions = meter.create_up_down_counter(
-            n.SESSIONS_ACTIVE.name, n.SESSIONS_ACTIVE.unit, n.SESSIONS_ACTIVE.description
-        )
-        self._closes = meter.create_counter(n.CLOSES.name, n.CLOSES.unit, n.CLOSES.description)
-        self._conn_duration = hist(meter, n.CONNECTION_DURATION, (1, 5, 15, 60, 300, 900, 3600, 14400))
-        self._handshake_duration = hist(meter, n.HANDSHAKE_DURATION, DURATION_BUCKETS_S)
+        self._connections = metering.up_down_counter(meter, n.CONNECTIONS_ACTIVE)
+        self._sessions = metering.up_down_counter(meter, n.SESSIONS_ACTIVE)
+        self._closes = metering.counter(meter, n.CLOSES)
+        self._conn_duration = metering.histogram(meter, n.CONNECTION_DURATION)
+        self._handshake_duration = metering.histogram(meter, n.HANDSHAKE_DURATION)
 
     def state(self, connection: ServerConnection) -> ConnectionState:
         state = self._states.get(connection)

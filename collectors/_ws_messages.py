@@ -21,8 +21,8 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from collectors._envelope import INVALID, BoundedLabel, Envelope, EnvelopeMode, message_size, read_envelope
+from pipeline import metering
 from pipeline.metering import DeferredHistogram
-from pipeline.names import DURATION_BUCKETS_S, SIZE_BUCKETS_BY
 from pipeline.names import websocket as n
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,6 @@ def _observe(counts: dict[Any, int], keys: tuple[str, ...]) -> Callable[[Callbac
     return callback
 
 
-def hist(meter: Meter, spec: Any, buckets: Iterable[float]) -> Any:
-    return meter.create_histogram(
-        spec.name, spec.unit, spec.description, explicit_bucket_boundaries_advisory=list(buckets)
-    )
-
-
 class MessageTracer:
     """Starts and ends message spans and records message metrics. Never raises into the handler."""
 
@@ -111,26 +105,14 @@ class MessageTracer:
         self._received: dict[tuple[str, str], int] = {}
         self._sent: dict[tuple[str, str], int] = {}
         self._sent_bytes: dict[str, int] = {}
-        meter.create_observable_counter(
-            n.MESSAGES_RECEIVED.name,
-            [_observe(self._received, (n.OP, n.ERROR_TYPE))],
-            n.MESSAGES_RECEIVED.unit,
-            n.MESSAGES_RECEIVED.description,
-        )
-        meter.create_observable_counter(
-            n.MESSAGES_SENT.name,
-            [_observe(self._sent, (n.OP, n.ERROR_TYPE))],
-            n.MESSAGES_SENT.unit,
-            n.MESSAGES_SENT.description,
-        )
-        meter.create_observable_counter(
-            n.BYTES_SENT.name, [_observe(self._sent_bytes, (n.OP,))], n.BYTES_SENT.unit, n.BYTES_SENT.description
-        )
-        self.errors = meter.create_counter(n.ERRORS.name, n.ERRORS.unit, n.ERRORS.description)
+        metering.observable_counter(meter, n.MESSAGES_RECEIVED, _observe(self._received, (n.OP, n.ERROR_TYPE)))
+        metering.observable_counter(meter, n.MESSAGES_SENT, _observe(self._sent, (n.OP, n.ERROR_TYPE)))
+        metering.observable_counter(meter, n.BYTES_SENT, _observe(self._sent_bytes, (n.OP,)))
+        self.errors = metering.counter(meter, n.ERRORS)
         # Recorded on the event loop for every message and send: deferred (a list append), merged at collection.
-        self._size = DeferredHistogram(meter, n.MESSAGE_SIZE_HIST, SIZE_BUCKETS_BY, (n.OP, n.DIRECTION))
-        self._duration = DeferredHistogram(meter, n.MESSAGE_DURATION, DURATION_BUCKETS_S, (n.OP, n.ERROR_TYPE))
-        self._send_duration = DeferredHistogram(meter, n.SEND_DURATION, DURATION_BUCKETS_S, (n.OP, n.ERROR_TYPE))
+        self._size = DeferredHistogram(meter, n.MESSAGE_SIZE_HIST, (n.OP, n.DIRECTION))
+        self._duration = DeferredHistogram(meter, n.MESSAGE_DURATION, (n.OP, n.ERROR_TYPE))
+        self._send_duration = DeferredHistogram(meter, n.SEND_DURATION, (n.OP, n.ERROR_TYPE))
 
     # -- inbound ---------------------------------------------------------------------------------------------
 

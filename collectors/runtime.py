@@ -14,21 +14,15 @@ import time
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 
+from pipeline import metering
 from pipeline.names import runtime as n
-
-# Lag resolves from a millisecond (a slow callback) to seconds (a blocking network call).
-_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class LoopMonitor:
     def __init__(self, meter_provider: MeterProvider | None = None, *, interval_s: float = 0.25) -> None:
         meter = get_meter("sieve.collectors.runtime", meter_provider=meter_provider)
-        self._lag = meter.create_histogram(
-            n.LOOP_LAG.name, n.LOOP_LAG.unit, n.LOOP_LAG.description, explicit_bucket_boundaries_advisory=_LAG_BUCKETS_S
-        )
-        meter.create_observable_gauge(
-            n.TASKS.name, callbacks=[self._observe_tasks], unit=n.TASKS.unit, description=n.TASKS.description
-        )
+        self._lag = metering.histogram(meter, n.LOOP_LAG)
+        metering.observable_gauge(meter, n.TASKS, self._observe_tasks)
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

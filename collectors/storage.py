@@ -41,8 +41,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from collectors._db_proxy import AsyncpgConnection, PsycopgConnection
 from collectors._explain import ExplainOptions, PlanCapturer, PlanRequest
+from pipeline import metering
 from pipeline.metering import DeferredHistogram
-from pipeline.names import DURATION_BUCKETS_S
 from pipeline.names import storage as n
 from pipeline.sqlshape import StatementInfo, statement_info
 
@@ -52,10 +52,6 @@ _SCOPE = "sieve.collectors.storage"
 _SYSTEM = "postgresql"
 _QUERY_TEXT = "db.query.text"  # stable database semantic conventions
 _STATEMENT_OLD = "db.statement"  # what the contrib instrumentations write by default
-
-
-def _counter(spec: Any) -> dict[str, str]:
-    return {"name": spec.name, "unit": spec.unit, "description": spec.description}
 
 
 def instrument_drivers(tracer_provider: TracerProvider | None = None, *, capture_parameters: bool = False) -> None:
@@ -179,7 +175,7 @@ class StorageTelemetry:
         self._slow_s = slow_threshold_ms / 1000.0
         self._slow_by_op_s = {k: v / 1000.0 for k, v in (slow_thresholds_ms or {}).items()}
         self._plans = (
-            PlanCapturer(explain, self._tracer, meter.create_counter(**_counter(n.EXPLAIN_REQUESTS)))
+            PlanCapturer(explain, self._tracer, metering.counter(meter, n.EXPLAIN_REQUESTS))
             if explain is not None and explain.dsn
             else None
         )
@@ -190,18 +186,13 @@ class StorageTelemetry:
 
         # Recorded on the event loop for every call: deferred (a list append), merged into the SDK at collection.
         self._duration = DeferredHistogram(
-            meter, n.OPERATION_DURATION, DURATION_BUCKETS_S, (n.DB_SYSTEM, n.DB_OPERATION, n.DRIVER, n.ERROR_TYPE)
+            meter, n.OPERATION_DURATION, (n.DB_SYSTEM, n.DB_OPERATION, n.DRIVER, n.ERROR_TYPE)
         )
-        self._wait = DeferredHistogram(meter, n.CONNECTION_WAIT, DURATION_BUCKETS_S, (n.POOL_NAME,))
-        self._create = DeferredHistogram(meter, n.CONNECTION_CREATE, DURATION_BUCKETS_S, (n.POOL_NAME,))
-        self._use = DeferredHistogram(meter, n.CONNECTION_USE, DURATION_BUCKETS_S, (n.POOL_NAME,))
+        self._wait = DeferredHistogram(meter, n.CONNECTION_WAIT, (n.POOL_NAME,))
+        self._create = DeferredHistogram(meter, n.CONNECTION_CREATE, (n.POOL_NAME,))
+        self._use = DeferredHistogram(meter, n.CONNECTION_USE, (n.POOL_NAME,))
         self._pools: dict[str, _PoolInfo] = {}
-        meter.create_observable_up_down_counter(
-            n.CONNECTION_COUNT.name,
-            callbacks=[self._observe_pools],
-            unit=n.CONNECTION_COUNT.unit,
-            description=n.CONNECTION_COUNT.description,
-        )
+        metering.observable_up_down_counter(meter, n.CONNECTION_COUNT, self._observe_pools)
 
     # -- repository operations -------------------------------------------------------------------------
 

@@ -1,4 +1,10 @@
-"""Histograms that cost the application's thread a list append: values reach the SDK at collection time.
+"""Instruments created from their declarations in :mod:`pipeline.names`, and histograms that cost the application's
+thread a list append.
+
+Every instrument Sieve creates goes through :func:`counter`, :func:`up_down_counter`, :func:`histogram` or an
+``observable_*`` function here: the name, unit, description and (for a histogram) the bucket boundaries come from
+the :class:`~pipeline.names.spec.MetricSpec`, and a spec of another kind is refused, so a call site cannot
+disagree with the table the dashboards and alert rules are tested against.
 
 An SDK ``histogram.record(value, attributes)`` costs several microseconds on the calling thread (attribute hashing,
 a lock, a bucket search, per reader). A WebSocket turn records a few dozen of them on the event loop. A
@@ -18,11 +24,65 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import (
+    CallbackOptions,
+    CallbackT,
+    Counter,
+    Histogram,
+    Meter,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    Observation,
+    UpDownCounter,
+)
 
-from pipeline.names.spec import MetricSpec
+from pipeline.names.spec import Kind, MetricSpec
 
 MAX_PENDING = 4096  # values per series before they are merged where they were recorded
+
+
+def _check(spec: MetricSpec, *kinds: Kind) -> None:
+    if spec.kind not in kinds:
+        raise ValueError(f"{spec.name} is declared as a {spec.kind}, not a {' or '.join(kinds)}")
+
+
+def counter(meter: Meter, spec: MetricSpec) -> Counter:
+    """A monotonic counter the caller adds to."""
+    _check(spec, Kind.COUNTER)
+    return meter.create_counter(spec.name, spec.unit, spec.description)
+
+
+def up_down_counter(meter: Meter, spec: MetricSpec) -> UpDownCounter:
+    """A counter that goes up and down (exported to Prometheus as a gauge)."""
+    _check(spec, Kind.UP_DOWN_COUNTER)
+    return meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+
+
+def histogram(meter: Meter, spec: MetricSpec) -> Histogram:
+    """A histogram with the spec's bucket boundaries as the advisory ones."""
+    _check(spec, Kind.HISTOGRAM)
+    return meter.create_histogram(
+        spec.name, spec.unit, spec.description, explicit_bucket_boundaries_advisory=list(spec.buckets)
+    )
+
+
+def observable_counter(meter: Meter, spec: MetricSpec, *callbacks: CallbackT) -> ObservableCounter:
+    """A monotonic count read by ``callbacks`` at collection time (plain counts kept off the SDK)."""
+    _check(spec, Kind.COUNTER)
+    return meter.create_observable_counter(spec.name, list(callbacks), spec.unit, spec.description)
+
+
+def observable_gauge(meter: Meter, spec: MetricSpec, *callbacks: CallbackT) -> ObservableGauge:
+    """A value read by ``callbacks`` at collection time."""
+    _check(spec, Kind.GAUGE)
+    return meter.create_observable_gauge(spec.name, list(callbacks), spec.unit, spec.description)
+
+
+def observable_up_down_counter(meter: Meter, spec: MetricSpec, *callbacks: CallbackT) -> ObservableUpDownCounter:
+    """A current amount read by ``callbacks`` at collection time (a gauge to Prometheus, a sum to OTLP)."""
+    _check(spec, Kind.GAUGE)
+    return meter.create_observable_up_down_counter(spec.name, list(callbacks), spec.unit, spec.description)
 
 
 class BulkMerge:
@@ -30,8 +90,8 @@ class BulkMerge:
     per value. Falls back to ``record()`` when the SDK's aggregation is not the one it knows (the SDK is pinned;
     a test compares the result with plain ``record()`` calls)."""
 
-    def __init__(self, histogram: Any, boundaries: Sequence[float]) -> None:
-        self._histogram = histogram
+    def __init__(self, histogram: Histogram, boundaries: Sequence[float]) -> None:
+        self._histogram: Any = histogram  # the SDK's instrument: its private storages are read below
         self._boundaries = tuple(float(b) for b in boundaries)
         self._seen: set[tuple[tuple[str, Any], ...]] = set()
         self.fast = True
@@ -97,11 +157,8 @@ class DeferredHistogram:
     hashed per value). Safe to record from any thread.
     """
 
-    def __init__(self, meter: Meter, spec: MetricSpec, buckets: Sequence[float], label_keys: tuple[str, ...]) -> None:
-        histogram = meter.create_histogram(
-            spec.name, spec.unit, spec.description, explicit_bucket_boundaries_advisory=list(buckets)
-        )
-        self._bulk = BulkMerge(histogram, buckets)
+    def __init__(self, meter: Meter, spec: MetricSpec, label_keys: tuple[str, ...]) -> None:
+        self._bulk = BulkMerge(histogram(meter, spec), spec.buckets)
         self._keys = label_keys
         self._pending: dict[tuple[Any, ...], list[float]] = {}
         self._lock = threading.Lock()
@@ -109,7 +166,7 @@ class DeferredHistogram:
         # An observable with no observations: its callback runs at the start of every collection, before the
         # readers read the histogram, and exports nothing itself.
         # The name is this object's own: a second histogram of the same metric (another instrumentation on the same
-        # provider) must not share, and so lose, this callback.
+        # provider) must not share, and so lose, this callback. Not a metric of pipeline.names: nothing is exported.
         meter.create_observable_up_down_counter(f"sieve.internal.flush.{id(self):x}", [self._before_collection])
 
     def record(self, value: float, *labels: Any) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from pipeline import metering
 from pipeline.metering import DeferredHistogram
-from pipeline.names import DURATION_BUCKETS_S
-from pipeline.names.websocket import MESSAGE_DURATION, OP
+from pipeline.names import DURATION_BUCKETS_S, Kind, MetricSpec, runtime, websocket
+from pipeline.names.websocket import CLOSES, CONNECTIONS_ACTIVE, MESSAGE_DURATION, OP
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> dict[tuple[tuple[str, Any], ...], Any]:
@@ -34,9 +35,7 @@ def test_deferred_values_equal_plain_records_for_every_reader() -> None:
         .get_meter("t")
         .create_histogram(MESSAGE_DURATION.name, explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S))
     )
-    deferred = DeferredHistogram(
-        MeterProvider(metric_readers=deferred_readers).get_meter("t"), MESSAGE_DURATION, DURATION_BUCKETS_S, (OP,)
-    )
+    deferred = DeferredHistogram(MeterProvider(metric_readers=deferred_readers).get_meter("t"), MESSAGE_DURATION, (OP,))
     for v in values:
         plain.record(v, {OP: "call_tool"})
         deferred.record(v, "call_tool")
@@ -60,8 +59,37 @@ def _names(reader: InMemoryMetricReader) -> list[str]:
 def test_without_collections_memory_stays_bounded(monkeypatch: Any) -> None:
     monkeypatch.setattr(metering, "MAX_PENDING", 10)
     reader = InMemoryMetricReader()
-    deferred = DeferredHistogram(MeterProvider(metric_readers=[reader]).get_meter("t"), MESSAGE_DURATION, (1.0,), (OP,))
+    deferred = DeferredHistogram(MeterProvider(metric_readers=[reader]).get_meter("t"), MESSAGE_DURATION, (OP,))
     for _ in range(25):
         deferred.record(0.5, "x")
     assert sum(len(v) for v in deferred._pending.values()) == 5  # two merges of 10 happened where recorded
     assert _points(reader, MESSAGE_DURATION.name)[((OP, "x"),)].count == 25
+
+
+def test_instruments_take_name_unit_description_and_buckets_from_the_spec() -> None:
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    metering.histogram(meter, runtime.LOOP_LAG).record(0.003)
+    metering.counter(meter, websocket.CLOSES).add(1, {websocket.CLOSE_CODE: 1000})
+    data = reader.get_metrics_data()
+    assert data is not None
+    metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    lag = metrics[runtime.LOOP_LAG.name]
+    assert (lag.unit, lag.description) == (runtime.LOOP_LAG.unit, runtime.LOOP_LAG.description)
+    (point,) = lag.data.data_points  # type: ignore[union-attr]
+    assert tuple(point.explicit_bounds) == runtime.LOOP_LAG.buckets  # type: ignore[union-attr]
+    assert metrics[websocket.CLOSES.name].unit == websocket.CLOSES.unit
+
+
+def test_a_spec_of_another_kind_is_refused() -> None:
+    meter = MeterProvider().get_meter("t")
+    with pytest.raises(ValueError, match="declared as a counter"):
+        metering.histogram(meter, CLOSES)
+    with pytest.raises(ValueError, match="not a gauge"):
+        metering.observable_gauge(meter, CONNECTIONS_ACTIVE)
+    with pytest.raises(ValueError, match="declares its buckets"):
+        MetricSpec("x.duration", Kind.HISTOGRAM, "s", "no buckets")
+    with pytest.raises(ValueError, match="only a histogram"):
+        MetricSpec("x.count", Kind.COUNTER, "1", "buckets on a counter", buckets=(1.0,))
+    with pytest.raises(ValueError, match="must increase"):
+        MetricSpec("x.duration", Kind.HISTOGRAM, "s", "unordered", buckets=(2.0, 1.0))

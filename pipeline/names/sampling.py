@@ -12,7 +12,7 @@ The ``SPAN_*`` attribute keys are written on every kept span so counts can be re
 
 from __future__ import annotations
 
-from pipeline.names.spec import Kind, MetricSpec
+from pipeline.names.spec import DURATION_BUCKETS_S, Kind, MetricSpec
 
 # Attributes stamped on kept spans.
 SPAN_PROBABILITY = "sieve.sampling.probability"  # float in (0, 1]: effective keep probability of the trace
@@ -53,6 +53,7 @@ SPAN_DURATION = MetricSpec(
     "s",
     "Span duration, every span before sampling",
     (SPAN_NAME, SPAN_KIND, STATUS_CODE),
+    buckets=DURATION_BUCKETS_S,
 )
 
 TRACES_RECEIVED = MetricSpec(
@@ -95,7 +96,11 @@ SPANS_SHED = MetricSpec(
     (SHED_REASON,),
 )
 DECISION_LATENCY = MetricSpec(
-    "sieve.sampling.decision.latency", Kind.HISTOGRAM, "s", "Time from a trace's first span to its decision"
+    "sieve.sampling.decision.latency",
+    Kind.HISTOGRAM,
+    "s",
+    "Time from a trace's first span to its decision",
+    buckets=DURATION_BUCKETS_S,
 )
 BUFFER_TRACES = MetricSpec("sieve.sampling.buffer.traces", Kind.GAUGE, "{trace}", "Traces held awaiting decision")
 BUFFER_SPANS = MetricSpec("sieve.sampling.buffer.spans", Kind.GAUGE, "{span}", "Spans held awaiting decision")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pipeline.names.spec import Kind, MetricSpec
 
+# A batched insert takes from a millisecond to the write deadline's seconds.
+BATCH_BUCKETS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
 # Attribute keys.
 SIGNAL = "sieve.sink.signal"  # "points" | "spans" | "events"
 # queue_full | spool_full | spool_error | spool_corrupt | rejected | closed | unencodable | internal_error
@@ -47,6 +50,7 @@ BATCH_DURATION = MetricSpec(
     "s",
     "Time of one batched insert call, including the connection checkout",
     (SIGNAL, OUTCOME),
+    buckets=BATCH_BUCKETS_S,
 )
 RETRIES = MetricSpec(
     "sieve.sink.retries",

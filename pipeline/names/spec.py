@@ -1,6 +1,7 @@
 """The shape of a metric declaration: :class:`MetricSpec`, its :class:`Kind`, and the shared bucket boundaries.
 
-Every signal's module in :mod:`pipeline.names` declares its metrics with these; the package joins them.
+Every signal's module in :mod:`pipeline.names` declares its metrics with these; the package joins them. Instruments
+are created from a spec by :mod:`pipeline.metering` (name, unit, description and buckets come from here).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from enum import StrEnum
 
 
 class Kind(StrEnum):
+    """What kind of instrument a metric is, as Prometheus sees it."""
+
     COUNTER = "counter"
     UP_DOWN_COUNTER = "updowncounter"  # exported to Prometheus as a gauge
     HISTOGRAM = "histogram"
@@ -29,11 +32,24 @@ SIZE_BUCKETS_BY: tuple[float, ...] = (64, 256, 1024, 4096, 16384, 65536, 262144,
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """One metric's declaration: name, kind, unit, description, label keys and, for a histogram, its buckets.
+
+    ``buckets`` are the histogram's advisory boundaries (a view of the composition root may still override them);
+    every histogram declares its own, and nothing else has any.
+    """
+
     name: str
     kind: Kind
     unit: str
     description: str
     labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.kind is Kind.HISTOGRAM) != bool(self.buckets):
+            raise ValueError(f"{self.name}: a histogram declares its buckets, and only a histogram has buckets")
+        if list(self.buckets) != sorted(set(self.buckets)):
+            raise ValueError(f"{self.name}: bucket boundaries must increase: {self.buckets}")
 
     @property
     def prometheus_name(self) -> str:

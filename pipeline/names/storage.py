@@ -7,7 +7,7 @@ pooled connection, establishing one, and executing.
 
 from __future__ import annotations
 
-from pipeline.names.spec import Kind, MetricSpec
+from pipeline.names.spec import DURATION_BUCKETS_S, Kind, MetricSpec
 
 # Attribute keys.
 DB_SYSTEM = "db.system.name"
@@ -64,6 +64,7 @@ OPERATION_DURATION = MetricSpec(
     "s",
     "Repository operation duration (pool wait + connect + execution)",
     (DB_SYSTEM, DB_OPERATION, DRIVER, ERROR_TYPE),
+    buckets=DURATION_BUCKETS_S,
 )
 CONNECTION_WAIT = MetricSpec(
     "db.client.connection.wait_time",
@@ -71,6 +72,7 @@ CONNECTION_WAIT = MetricSpec(
     "s",
     "Time waiting for a pooled connection (includes creating one when the pool has none idle)",
     (POOL_NAME,),
+    buckets=DURATION_BUCKETS_S,
 )
 CONNECTION_CREATE = MetricSpec(
     "db.client.connection.create_time",
@@ -78,6 +80,7 @@ CONNECTION_CREATE = MetricSpec(
     "s",
     "Time to establish a new connection",
     (POOL_NAME,),
+    buckets=DURATION_BUCKETS_S,
 )
 CONNECTION_USE = MetricSpec(
     "db.client.connection.use_time",
@@ -85,6 +88,7 @@ CONNECTION_USE = MetricSpec(
     "s",
     "Time a connection was held between acquire and release",
     (POOL_NAME,),
+    buckets=DURATION_BUCKETS_S,
 )
 CONNECTION_COUNT = MetricSpec(
     # Not the current semconv name db.client.connection.count: as a Prometheus gauge "_count" reads as a

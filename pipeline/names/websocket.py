@@ -6,7 +6,7 @@ conventions' shape under a ``websocket.`` namespace; ``network.*``, ``error.type
 
 from __future__ import annotations
 
-from pipeline.names.spec import Kind, MetricSpec
+from pipeline.names.spec import DURATION_BUCKETS_S, SIZE_BUCKETS_BY, Kind, MetricSpec
 
 # Attribute keys.
 OP = "websocket.message.op"  # bounded: known ops, else "other"
@@ -19,6 +19,9 @@ CLOSE_CODE = "websocket.close.code"
 ERROR_TYPE = "error.type"
 REQUEST_ID = "websocket.message.request_id"
 HANDSHAKE_LINKED = "websocket.handshake"  # link attribute naming the handshake span
+
+# A connection lives from seconds to hours.
+LIFETIME_BUCKETS_S: tuple[float, ...] = (1, 5, 15, 60, 300, 900, 3600, 14400)
 
 CONNECTIONS_ACTIVE = MetricSpec(
     "websocket.server.connections.active", Kind.UP_DOWN_COUNTER, "{connection}", "Open WebSocket connections"
@@ -37,7 +40,12 @@ MESSAGES_SENT = MetricSpec(
     "websocket.server.messages.sent", Kind.COUNTER, "{message}", "Outbound messages by op", (OP, ERROR_TYPE)
 )
 MESSAGE_SIZE_HIST = MetricSpec(
-    "websocket.server.message.size", Kind.HISTOGRAM, "By", "Inbound message payload size", (OP, DIRECTION)
+    "websocket.server.message.size",
+    Kind.HISTOGRAM,
+    "By",
+    "Inbound message payload size",
+    (OP, DIRECTION),
+    buckets=SIZE_BUCKETS_BY,
 )
 BYTES_SENT = MetricSpec("websocket.server.sent.size", Kind.COUNTER, "By", "Bytes sent, by op", (OP,))
 MESSAGE_DURATION = MetricSpec(
@@ -46,15 +54,31 @@ MESSAGE_DURATION = MetricSpec(
     "s",
     "Time to process one inbound message (its root span)",
     (OP, ERROR_TYPE),
+    buckets=DURATION_BUCKETS_S,
 )
 SEND_DURATION = MetricSpec(
-    "websocket.server.send.duration", Kind.HISTOGRAM, "s", "Time spent in one send()", (OP, ERROR_TYPE)
+    "websocket.server.send.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Time spent in one send()",
+    (OP, ERROR_TYPE),
+    buckets=DURATION_BUCKETS_S,
 )
 CONNECTION_DURATION = MetricSpec(
-    "websocket.server.connection.duration", Kind.HISTOGRAM, "s", "Connection lifetime", (CLOSE_CODE,)
+    "websocket.server.connection.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Connection lifetime",
+    (CLOSE_CODE,),
+    buckets=LIFETIME_BUCKETS_S,
 )
 HANDSHAKE_DURATION = MetricSpec(
-    "websocket.server.handshake.duration", Kind.HISTOGRAM, "s", "Opening handshake", (ERROR_TYPE,)
+    "websocket.server.handshake.duration",
+    Kind.HISTOGRAM,
+    "s",
+    "Opening handshake",
+    (ERROR_TYPE,),
+    buckets=DURATION_BUCKETS_S,
 )
 CLOSES = MetricSpec(
     "websocket.server.closes", Kind.COUNTER, "{connection}", "Closed connections by close code", (CLOSE_CODE,)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from pipeline.names import DURATION_BUCKETS_S
+from pipeline import metering
 from pipeline.names import sampling as n
 from pipeline.sampling.buffer import BufferStats
 
@@ -43,32 +43,22 @@ class SamplerMetrics(NoopSamplerMetrics):
         meter = meter_provider.get_meter("pipeline.sampling")
         self._gauges = gauges
 
-        def counter(spec: n.MetricSpec):  # type: ignore[no-untyped-def]
-            return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
-
-        self._traces_received = counter(n.TRACES_RECEIVED)
-        self._traces_decided = counter(n.TRACES_DECIDED)
-        self._spans_received = counter(n.SPANS_RECEIVED)
-        self._spans_decided = counter(n.SPANS_DECIDED)
-        self._early = counter(n.TRACES_EARLY)
-        self._late = counter(n.SPANS_LATE)
-        self._shed = counter(n.SPANS_SHED)
-        self._errors = counter(n.INTERNAL_ERRORS)
-        self._latency = meter.create_histogram(
-            n.DECISION_LATENCY.name,
-            unit=n.DECISION_LATENCY.unit,
-            description=n.DECISION_LATENCY.description,
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
-        )
+        self._traces_received = metering.counter(meter, n.TRACES_RECEIVED)
+        self._traces_decided = metering.counter(meter, n.TRACES_DECIDED)
+        self._spans_received = metering.counter(meter, n.SPANS_RECEIVED)
+        self._spans_decided = metering.counter(meter, n.SPANS_DECIDED)
+        self._early = metering.counter(meter, n.TRACES_EARLY)
+        self._late = metering.counter(meter, n.SPANS_LATE)
+        self._shed = metering.counter(meter, n.SPANS_SHED)
+        self._errors = metering.counter(meter, n.INTERNAL_ERRORS)
+        self._latency = metering.histogram(meter, n.DECISION_LATENCY)
         for spec, key in (
             (n.BUFFER_TRACES, "traces"),
             (n.BUFFER_SPANS, "spans"),
             (n.BOOST_LEVEL, "boost"),
             (n.STRESS_ACTIVE, "stress"),
         ):
-            meter.create_observable_gauge(
-                spec.name, callbacks=[self._observer(key)], unit=spec.unit, description=spec.description
-            )
+            metering.observable_gauge(meter, spec, self._observer(key))
         self._last = BufferStats()
         self._last_queue_full = 0
 

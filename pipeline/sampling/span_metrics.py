@@ -23,8 +23,8 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
+from pipeline import metering
 from pipeline.metering import BulkMerge
-from pipeline.names import DURATION_BUCKETS_S
 from pipeline.names import sampling as n
 
 DEFAULT_MAX_SPAN_NAMES = 200
@@ -118,20 +118,10 @@ class SpanMetricsPublisher:
         self.counts = counts
         self._before_collect = before_collect
         meter = meter_provider.get_meter("pipeline.sampling.span_metrics")
-        histogram = meter.create_histogram(
-            n.SPAN_DURATION.name,
-            unit=n.SPAN_DURATION.unit,
-            description=n.SPAN_DURATION.description,
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
-        )
-        self._bulk = BulkMerge(histogram, DURATION_BUCKETS_S)
+        self._bulk = BulkMerge(metering.histogram(meter, n.SPAN_DURATION), n.SPAN_DURATION.buckets)
         self._flush_lock = threading.Lock()
-        meter.create_observable_counter(
-            n.SPAN_CALLS.name, [self._calls], unit=n.SPAN_CALLS.unit, description=n.SPAN_CALLS.description
-        )
-        meter.create_observable_counter(
-            n.SPAN_ERRORS.name, [self._errors], unit=n.SPAN_ERRORS.unit, description=n.SPAN_ERRORS.description
-        )
+        metering.observable_counter(meter, n.SPAN_CALLS, self._calls)
+        metering.observable_counter(meter, n.SPAN_ERRORS, self._errors)
 
     def flush(self) -> None:
         """Hand the durations counted so far to the histogram (every reader sees them at its next collection)."""

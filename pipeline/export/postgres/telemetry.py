@@ -13,7 +13,9 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, NoOpMeterProvider, Observation
 
+from pipeline import metering
 from pipeline.names import sink as names
+from pipeline.names.spec import MetricSpec
 
 _SCOPE = "sieve.export.postgres"
 
@@ -25,22 +27,14 @@ class SinkTelemetry:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, ...]] = Counter()
 
-        def counter(spec: names.MetricSpec) -> Any:
-            return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
-
-        self._enqueued = counter(names.ROWS_ENQUEUED)
-        self._written = counter(names.ROWS_WRITTEN)
-        self._skipped = counter(names.ROWS_SKIPPED)
-        self._spooled = counter(names.ROWS_SPOOLED)
-        self._dropped = counter(names.ROWS_DROPPED)
-        self._retries = counter(names.RETRIES)
-        self._transitions = counter(names.BREAKER_TRANSITIONS)
-        self._duration = meter.create_histogram(
-            names.BATCH_DURATION.name,
-            unit=names.BATCH_DURATION.unit,
-            description=names.BATCH_DURATION.description,
-            explicit_bucket_boundaries_advisory=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-        )
+        self._enqueued = metering.counter(meter, names.ROWS_ENQUEUED)
+        self._written = metering.counter(meter, names.ROWS_WRITTEN)
+        self._skipped = metering.counter(meter, names.ROWS_SKIPPED)
+        self._spooled = metering.counter(meter, names.ROWS_SPOOLED)
+        self._dropped = metering.counter(meter, names.ROWS_DROPPED)
+        self._retries = metering.counter(meter, names.RETRIES)
+        self._transitions = metering.counter(meter, names.BREAKER_TRANSITIONS)
+        self._duration = metering.histogram(meter, names.BATCH_DURATION)
 
     def observe(
         self,
@@ -50,11 +44,11 @@ class SinkTelemetry:
     ) -> None:
         """Register the gauges; the callbacks are read at collection time."""
 
-        def gauge(spec: names.MetricSpec, read: Callable[[], float]) -> None:
+        def gauge(spec: MetricSpec, read: Callable[[], float]) -> None:
             def callback(_options: CallbackOptions) -> Iterable[Observation]:
                 return [Observation(read())]
 
-            self._meter.create_observable_gauge(spec.name, [callback], unit=spec.unit, description=spec.description)
+            metering.observable_gauge(self._meter, spec, callback)
 
         gauge(names.BREAKER_STATE, lambda: names.BREAKER_STATE_VALUES[breaker_state()])
         gauge(names.QUEUE_ROWS, queue_rows)

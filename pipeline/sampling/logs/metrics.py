@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 
+from pipeline import metering
 from pipeline.names import logs as n
 from pipeline.sampling.logs.sampler import LogSampler
 from pipeline.sampling.logs.stats import level_name
@@ -46,6 +47,6 @@ def register_log_metrics(sampler: LogSampler, meter_provider: MeterProvider) -> 
         return [Observation(sampler.multiplier())]
 
     for spec, callback in ((n.RECORDS_SEEN, seen), (n.RECORDS_KEPT, kept), (n.RECORDS_DROPPED, dropped)):
-        meter.create_observable_counter(spec.name, [callback], spec.unit, spec.description)
+        metering.observable_counter(meter, spec, callback)
     for spec, callback in ((n.PENDING_RECORDS, pending), (n.RATE_MULTIPLIER, multiplier)):
-        meter.create_observable_gauge(spec.name, [callback], spec.unit, spec.description)
+        metering.observable_gauge(meter, spec, callback)
