@@ -3,11 +3,11 @@
     python -m bench cost [--quick]                                    # as part of `make bench`, or alone
     python -m bench.bench_cost [--rounds 3] [--warmup-s 5] [--duration-s 15] [--quick]
 
-The same demo service (``pipeline/demo/service.py``, its Store and Provider) runs in three variants, described
-in ``bench/cost_server.py``: (a) ``none``, the API's no-op providers; (b) ``otel``, plain OpenTelemetry exporting
-every span through the OTLP encoder; (c) ``sieve``, Sieve as ``sieve demo`` builds it, exporting kept spans
-through the same encoder. Rounds alternate a b c a b c (3 rounds by default); every round of every variant
-starts a fresh server process, and the load generator (``bench/cost_load.py``) runs in a process of its own.
+The same demo service (``pipeline/demo/service.py``, its ConversationRepository and Provider) runs in three variants,
+described in ``bench/cost_server.py``: (a) ``none``, the API's no-op providers; (b) ``otel``, plain OpenTelemetry
+exporting every span through the OTLP encoder; (c) ``sieve``, Sieve as ``sieve demo`` builds it, exporting kept spans
+through the same encoder. Rounds alternate a b c a b c (3 rounds by default); every round of every variant starts a
+fresh server process, and the load generator (``bench/cost_load.py``) runs in a process of its own.
 
 The workload is CPU-bound, as in the old ``bench_demo``: provider latency 0, no failures, no think time, no heavy
 conversations or slow lookups, no simulated connection delay, pools that never expire idle connections;

@@ -9,7 +9,7 @@ shuts down and prints a second JSON line with what it exported. ``--settings`` h
 The variants (what each one pays for is the point of the benchmark; see ``bench_cost`` for the workload):
 
 (a) ``none``: ``start_stack(settings, instrumented=False)`` (``pipeline.noop``), the API's no-op providers: the
-    demo service, its Store and Provider with every collector call reaching a no-op.
+    demo service, its ConversationRepository and Provider with every collector call reaching a no-op.
 
 (b) ``otel``: plain OpenTelemetry as a user would set it up by hand, installed as the global providers:
 
@@ -22,8 +22,8 @@ The variants (what each one pays for is the point of the benchmark; see ``bench_
       for the demo's protocol as ``sieve demo`` sets it (``demo_settings``; there is no contrib instrumentation
       for ``websockets``); its metrics come with it, so (b) records the same WebSocket measurements as (c). The
       Provider's CLIENT span, as (a) and (c) have it;
-    - the Store gets a ``StorageTelemetry`` on the API's no-op providers with ``statement_spans=True``: no Sieve
-      operation spans, storage metrics, fingerprint stamping or plan capture, and every statement keeps the
+    - the ConversationRepository gets a ``StorageTelemetry`` on the API's no-op providers with ``statement_spans=True``:
+      no Sieve operation spans, storage metrics, fingerprint stamping or plan capture, and every statement keeps the
       contrib instrumentation's span (Sieve folds those into its operation spans; plain OTel has no such thing);
     - no tail sampling, no span metrics, no Postgres sink, no log bridge, no loop monitor.
 
@@ -120,7 +120,7 @@ async def build_otel_server(settings: Settings, exporter: EncodingExporter) -> R
     from pipeline.demo.provider import Provider
     from pipeline.demo.run import demo_settings
     from pipeline.demo.service import DemoService
-    from pipeline.demo.store import Store
+    from pipeline.demo.store import ConversationRepository
 
     database = open_database(settings.database)  # migrated and seeded by the benchmark, once
     ws_settings = demo_settings(settings).websocket  # the demo's protocol: a JSON envelope with its ops
@@ -135,7 +135,7 @@ async def build_otel_server(settings: Settings, exporter: EncodingExporter) -> R
     # No Sieve operation spans or storage metrics; statement_spans=True so the drivers' own spans are not
     # folded into (absent) operation spans: every statement gets its contrib span, as plain OTel gives it.
     storage = StorageTelemetry(NoOpTracerProvider(), NoOpMeterProvider(), statement_spans=True)
-    store = await Store.open(to_url(database.dsn), storage, settings.service)
+    store = await ConversationRepository.open(to_url(database.dsn), storage, settings.service)
     provider = Provider(settings.provider, tracer_provider, random.Random(1))
     ws = WebSocketInstrumentation(
         tracer_provider,

@@ -27,7 +27,7 @@ from pipeline.demo.report import build_report, render
 from pipeline.demo.seed import seed, set_history_index
 from pipeline.demo.service import CLIENT_OPS, SERVER_OPS, DemoService
 from pipeline.demo.stats import SpanStats
-from pipeline.demo.store import Store
+from pipeline.demo.store import ConversationRepository
 from pipeline.errors import ListenError, SieveError
 from pipeline.migrate import migrate
 from pipeline.root import Sieve, noop, setup
@@ -45,7 +45,7 @@ class DemoStack:
     database: Database
     sieve: Sieve
     stats: SpanStats
-    store: Store
+    store: ConversationRepository
     provider: Provider
     service: DemoService
 
@@ -105,7 +105,7 @@ async def start_stack(
     ``span_exporters`` get the kept spans besides the configured ones (the benchmarks' encoding exporter)."""
     database = open_database(settings.database)
     sieve: Sieve | None = None
-    store: Store | None = None
+    store: ConversationRepository | None = None
     try:
         migrate(database.dsn)
         seed(database.dsn, settings.demo)
@@ -123,7 +123,7 @@ async def start_stack(
             )
         else:
             sieve = noop(settings)  # the benchmarks' baseline: the API's no-op providers, no SDK at all
-        store = await Store.open(to_url(database.dsn), sieve.storage, settings.service)
+        store = await ConversationRepository.open(to_url(database.dsn), sieve.storage, settings.service)
         provider = Provider(settings.provider, sieve.tracer_provider, random.Random(1))
         service = await DemoService(settings.service, store, provider, sieve.websocket, logs=sieve.logs).start()
     except BaseException:  # a failed or interrupted start leaves nothing running, the embedded Postgres included

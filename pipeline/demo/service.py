@@ -35,7 +35,7 @@ from collectors.logs import LogBridge, disabled_category
 from collectors.websocket import Message, WebSocketInstrumentation
 from pipeline.config import ServiceSettings
 from pipeline.demo.provider import Provider, ProviderError
-from pipeline.demo.store import NewMessage, Store, StoreUnavailable
+from pipeline.demo.store import ConversationRepository, NewMessage, RepositoryUnavailable
 from pipeline.errors import ListenError
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class DemoService:
     def __init__(
         self,
         settings: ServiceSettings,
-        store: Store,
+        store: ConversationRepository,
         provider: Provider,
         ws: WebSocketInstrumentation,
         logs: LogBridge | None = None,
@@ -231,7 +231,7 @@ class DemoService:
         try:
             async with asyncio.timeout(self.settings.turn_timeout_s):
                 await self._call_tool(connection, msg, session_id)
-        except StoreUnavailable as exc:
+        except RepositoryUnavailable as exc:
             self._log_session.error("storage unavailable request_id={} error={}", rid, exc)
             msg.span.record_exception(exc)
             await self._error(connection, msg, "storage_unavailable", "storage is unavailable; try again", rid)

@@ -59,7 +59,7 @@ class NewMessage:
         return hashlib.sha256(f"{self.turn_id}\x00{self.role}\x00{self.content}".encode()).hexdigest()
 
 
-class StoreUnavailable(Exception):
+class RepositoryUnavailable(Exception):
     """The database could not be reached or did not answer in time: the turn fails fast, the client is told."""
 
 
@@ -79,7 +79,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-class Store:
+class ConversationRepository:
     def __init__(
         self,
         reads: asyncpg.Pool,
@@ -94,15 +94,15 @@ class Store:
 
     @asynccontextmanager
     async def _available(self) -> AsyncIterator[None]:
-        """A storage call within its deadline (pool wait included); the database's failures as StoreUnavailable."""
+        """A storage call within its deadline (pool wait included); the database's failures as RepositoryUnavailable."""
         try:
             async with asyncio.timeout(self._timeout_s):
                 yield
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+            raise RepositoryUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
     @classmethod
-    async def open(cls, dsn: str, telemetry: StorageTelemetry, settings: ServiceSettings) -> Store:
+    async def open(cls, dsn: str, telemetry: StorageTelemetry, settings: ServiceSettings) -> ConversationRepository:
         delay_s = settings.db_connect_delay_s
 
         async def remote_connect(*args: Any, **kwargs: Any) -> Any:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pipeline.sampling.cache import DecisionCache
+from pipeline.sampling.cache import TailDecisionCache
 from pipeline.sampling.config import SPAN_INGEST, TailSamplingConfig
 from pipeline.sampling.decision import NOT_SAMPLED_REASON, Outcome, Verdict
 from pipeline.sampling.engine import DecisionEngine
@@ -85,7 +85,7 @@ class TraceBuffer:
         self.engine = engine or DecisionEngine(
             config.policies, sample_on_first_match=config.sample_on_first_match, budget=config.budget
         )
-        self.cache = DecisionCache(
+        self.cache = TailDecisionCache(
             config.sampled_cache_size, config.non_sampled_cache_size, recent_size=config.num_traces
         )
         self._root_wait = config.decision_wait_after_root_received_s

@@ -16,7 +16,7 @@ _LOW64 = (1 << 64) - 1
 Kept = tuple[float, str]
 
 
-class DecisionCache:
+class TailDecisionCache:
     """Two bounded LRU caches of decided trace ids plus the FIFO of recent decisions for disabled sides."""
 
     def __init__(self, sampled_size: int, non_sampled_size: int, *, recent_size: int = 0) -> None:

@@ -14,7 +14,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.demo.provider import Provider
 from pipeline.demo.run import demo_settings
 from pipeline.demo.service import DemoService
-from pipeline.demo.store import Store
+from pipeline.demo.store import ConversationRepository
 from pipeline.root import Sieve, setup
 
 
@@ -25,7 +25,7 @@ class Running:
     spans: InMemorySpanExporter
     service: DemoService
     provider: Provider
-    store: Store
+    store: ConversationRepository
 
     @property
     def telemetry(self) -> Telemetry:
@@ -64,7 +64,7 @@ async def start_demo(dsn: str, sampling: dict[str, object]) -> Running:
     spans = InMemorySpanExporter()
     # The tests' own sink-less pipeline: spans to memory, no plan capture, no log bridge.
     sieve = setup(settings, install_globals=False, span_exporters=[spans])
-    store = await Store.open(dsn, sieve.storage, settings.service)
+    store = await ConversationRepository.open(dsn, sieve.storage, settings.service)
     provider = Provider(settings.provider, sieve.tracer_provider, random.Random(7))
     service = await DemoService(settings.service, store, provider, sieve.websocket).start()
     return Running(settings, sieve, spans, service, provider, store)

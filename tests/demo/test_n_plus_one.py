@@ -17,7 +17,7 @@ from pipeline.demo.provider import Provider
 from pipeline.demo.run import demo_settings
 from pipeline.demo.seed import seed
 from pipeline.demo.service import DemoService
-from pipeline.demo.store import Store
+from pipeline.demo.store import ConversationRepository
 from pipeline.root import setup
 from pipeline.slowlookups import collect_report
 from pipeline.slowlookups.render import render_text, to_dict
@@ -46,7 +46,7 @@ async def _turns(dsn: str, tmp_path: Path, *, batched: bool) -> None:
         )
     )
     sieve = setup(settings, install_globals=False)
-    store = await Store.open(dsn, sieve.storage, settings.service)
+    store = await ConversationRepository.open(dsn, sieve.storage, settings.service)
     service = await DemoService(
         settings.service, store, Provider(settings.provider, sieve.tracer_provider, random.Random(5)), sieve.websocket
     ).start()

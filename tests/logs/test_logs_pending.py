@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.sampling.logs import DecisionCache, PendingLogs
+from pipeline.sampling.logs import LogDecisionCache, PendingLogs
 
 
 def test_resolve_returns_a_trace_s_items_in_order() -> None:
@@ -76,7 +76,7 @@ def test_invalid_bounds_are_rejected() -> None:
 
 
 def test_decision_cache_keeps_the_most_recent() -> None:
-    cache = DecisionCache(max_size=2)
+    cache = LogDecisionCache(max_size=2)
     cache.put(1, True, 1.0)
     cache.put(2, False, 0.1)
     cache.put(3, True, 0.5)
@@ -84,6 +84,6 @@ def test_decision_cache_keeps_the_most_recent() -> None:
     assert cache.get(2) == (False, 0.1)
     assert cache.get(3) == (True, 0.5)
     assert len(cache) == 2
-    empty = DecisionCache(max_size=0)
+    empty = LogDecisionCache(max_size=0)
     empty.put(1, True, 1.0)
     assert empty.get(1) is None

@@ -17,7 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.sampling import load_tail_sampling
 from pipeline.sampling.budget import BudgetSettings
 from pipeline.sampling.buffer import TOO_LARGE, TraceBuffer
-from pipeline.sampling.cache import DecisionCache
+from pipeline.sampling.cache import TailDecisionCache
 from pipeline.sampling.config import TailSamplingConfig
 from pipeline.sampling.decision import Outcome, Vote
 from pipeline.sampling.engine import DecisionEngine
@@ -120,7 +120,7 @@ def late_span_keeps_decision_with_caches_off() -> None:
 def decision_cache_is_lru() -> None:
     # internal/cache/lru_cache.go (hashicorp LRU) and lru_cache_test.go: a lookup makes an entry most recent,
     # so the least recently *used* id is evicted.
-    cache = DecisionCache(2, 2)
+    cache = TailDecisionCache(2, 2)
     cache.put_sampled(1, 1.0, "a")
     cache.put_sampled(2, 1.0, "b")
     assert cache.sampled(1) is not None  # touch 1

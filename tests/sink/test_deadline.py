@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.export.postgres.deadline import DeadlineExceeded, Watchdog
 from pipeline.export.postgres.encode import event_row
-from pipeline.export.postgres.store import Failure, Store, classify, connection_kwargs
+from pipeline.export.postgres.store import Failure, SinkDatabase, classify, connection_kwargs
 
 from .conftest import FreezablePostgres, fast_settings
 from .freeze import children, frozen, postmaster_pid
@@ -52,7 +52,7 @@ def test_the_store_fails_within_its_deadlines_and_recovers(
     freezable_pg: FreezablePostgres, freezable_dsn: str, tmp_path: Path
 ) -> None:
     settings = fast_settings(tmp_path, write_timeout_s=0.5, probe_timeout_s=0.5)
-    store = Store(freezable_dsn, settings)
+    store = SinkDatabase(freezable_dsn, settings)
     row = event_row("deadline", {"n": 1}, time.time_ns())
     try:
         assert store.write("events", [row]) == 1

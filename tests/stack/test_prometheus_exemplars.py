@@ -27,7 +27,7 @@ from pipeline.demo.client import DemoClient
 from pipeline.demo.provider import Provider
 from pipeline.demo.run import demo_settings
 from pipeline.demo.service import DemoService
-from pipeline.demo.store import Store
+from pipeline.demo.store import ConversationRepository
 from pipeline.names import sampling as sm
 from pipeline.names import storage as st
 from pipeline.names import websocket as ws
@@ -84,7 +84,7 @@ async def test_every_exemplar_names_a_trace_the_sampler_kept(migrated_dsn: str, 
     )
     kept = InMemorySpanExporter()  # what the sampler forwards, beside the sink
     sieve = setup(settings, install_globals=False, span_exporters=[kept])
-    store = await Store.open(migrated_dsn, sieve.storage, settings.service)
+    store = await ConversationRepository.open(migrated_dsn, sieve.storage, settings.service)
     provider = Provider(settings.provider, sieve.tracer_provider, random.Random(3))
     service = await DemoService(settings.service, store, provider, sieve.websocket).start()
     telemetry = sieve.telemetry

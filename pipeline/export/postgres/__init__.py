@@ -5,7 +5,7 @@
     application threads / SDK reader and span-batch threads
         |  enqueue (bounded, never blocks; drops counted)
         v
-    RowQueue ──> Writer thread ──> Store (own untraced pool) ──> monitoring.insert_{points,spans,events}(jsonb)
+    RowQueue ──> Writer thread ──> SinkDatabase (own untraced pool) ──> monitoring.insert_{points,spans,events}(jsonb)
                     |  ^   rows repaired first (any string encodes); every call under a client-side deadline;
                     |  |   retry + backoff, CircuitBreaker, half-open probes on a thread of their own
                     v  |  replay oldest first

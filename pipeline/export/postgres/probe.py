@@ -1,9 +1,9 @@
 """The breaker's probe, on a thread of its own: the sink's worker never waits on a database that may hang.
 
-While the breaker is half-open one probe (``Store.ping``: checkout and ``SELECT 1``, each under its deadline) runs
-here; the worker goes on moving new rows to the spool, so what sits in memory stays within one flush interval even
-when a probe waits out its whole deadline. At most one probe thread exists at a time, and every probe ends within
-its deadlines, so threads never pile up.
+While the breaker is half-open one probe (``SinkDatabase.ping``: checkout and ``SELECT 1``, each under its deadline)
+runs here; the worker goes on moving new rows to the spool, so what sits in memory stays within one flush interval even
+when a probe waits out its whole deadline. At most one probe thread exists at a time, and every probe ends within its
+deadlines, so threads never pile up.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pipeline.export.postgres.exporters import PostgresMetricExporter, PostgresS
 from pipeline.export.postgres.queue import RowQueue
 from pipeline.export.postgres.settings import SinkSettings
 from pipeline.export.postgres.spool import Spool
-from pipeline.export.postgres.store import SIGNALS, Store, StoreProtocol
+from pipeline.export.postgres.store import SIGNALS, SinkDatabase, SinkDatabaseProtocol
 from pipeline.export.postgres.telemetry import SinkTelemetry
 from pipeline.export.postgres.writer import Writer
 
@@ -46,7 +46,7 @@ class PostgresSink:
         settings: SinkSettings,
         *,
         meter_provider: MeterProvider | None = None,
-        store: StoreProtocol | None = None,
+        store: SinkDatabaseProtocol | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -69,7 +69,7 @@ class PostgresSink:
             if not self._spool.empty():
                 log.info("Postgres sink: replaying %d bytes left in %s", self._spool.size_bytes, settings.spool_dir)
             self._queue = RowQueue(settings.queue_size, settings.batch_size, SIGNALS)
-            self._store = store if store is not None else Store(dsn, settings)
+            self._store = store if store is not None else SinkDatabase(dsn, settings)
             self._writer = Writer(
                 self._store, self._spool, self._queue, self._breaker, self._telemetry, settings, clock=clock
             )

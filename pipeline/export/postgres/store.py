@@ -61,7 +61,7 @@ _DATA_CLASSES = ("22", "23", "54")
 
 
 def classify(exc: BaseException) -> Failure:
-    """Pure: which kind of failure an exception from ``Store.write`` is."""
+    """Pure: which kind of failure an exception from ``SinkDatabase.write`` is."""
     if isinstance(exc, DeadlineExceeded):
         return Failure.TIMEOUT
     if isinstance(exc, psycopg.Error):
@@ -74,7 +74,7 @@ def classify(exc: BaseException) -> Failure:
     return Failure.REJECTED
 
 
-class StoreProtocol(Protocol):
+class SinkDatabaseProtocol(Protocol):
     """What the writer needs from the database (a fake in unit tests)."""
 
     def write(self, signal: str, rows: list[dict[str, Any]]) -> int: ...
@@ -111,7 +111,7 @@ def connection_kwargs(dsn: str, settings: SinkSettings) -> dict[str, Any]:
     return kwargs
 
 
-class Store:
+class SinkDatabase:
     """Writes batches through ``monitoring.insert_*``; opened without waiting so a down database never blocks."""
 
     def __init__(self, dsn: str, settings: SinkSettings) -> None:

@@ -32,7 +32,7 @@ from pipeline.export.postgres.queue import RowQueue
 from pipeline.export.postgres.repair import repair_rows
 from pipeline.export.postgres.settings import SinkSettings
 from pipeline.export.postgres.spool import Spool
-from pipeline.export.postgres.store import SIGNALS, Failure, StoreProtocol, classify
+from pipeline.export.postgres.store import SIGNALS, Failure, SinkDatabaseProtocol, classify
 from pipeline.export.postgres.telemetry import SinkTelemetry
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ Rows = list[dict[str, Any]]
 class Writer:
     def __init__(
         self,
-        store: StoreProtocol,
+        store: SinkDatabaseProtocol,
         spool: Spool,
         queue: RowQueue,
         breaker: CircuitBreaker,

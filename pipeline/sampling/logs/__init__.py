@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pipeline.sampling.logs.gate import CategoryGate, Stamp
 from pipeline.sampling.logs.metrics import register_log_metrics
-from pipeline.sampling.logs.pending import DecisionCache, PendingLogs
+from pipeline.sampling.logs.pending import LogDecisionCache, PendingLogs
 from pipeline.sampling.logs.rates import ErrorLevel, boosted_rate, combined_probability, rate_multiplier
 from pipeline.sampling.logs.sampler import DecisionListener, DecisionSource, LogSampler
 from pipeline.sampling.logs.settings import OLD_DAEMON_RATES, LogSamplingSettings
@@ -22,10 +22,10 @@ from pipeline.sampling.logs.settings import OLD_DAEMON_RATES, LogSamplingSetting
 __all__ = [
     "OLD_DAEMON_RATES",
     "CategoryGate",
-    "DecisionCache",
     "DecisionListener",
     "DecisionSource",
     "ErrorLevel",
+    "LogDecisionCache",
     "LogSampler",
     "LogSamplingSettings",
     "PendingLogs",

@@ -91,7 +91,7 @@ class PendingLogs(Generic[T]):
         return items
 
 
-class DecisionCache:
+class LogDecisionCache:
     """The most recent ``max_size`` trace decisions, for records logged after their trace was decided.
 
     ``get`` is safe to call without the writer's lock (a single dict lookup under the GIL).

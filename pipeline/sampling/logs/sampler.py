@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from pipeline.names import logs as n
 from pipeline.sampling.logs.gate import CategoryGate, Stamp
-from pipeline.sampling.logs.pending import DecisionCache, PendingLogs
+from pipeline.sampling.logs.pending import LogDecisionCache, PendingLogs
 from pipeline.sampling.logs.rates import ErrorLevel, combined_probability, rate_multiplier
 from pipeline.sampling.logs.settings import LogSamplingSettings
 from pipeline.sampling.logs.stats import Counts, snapshot
@@ -73,7 +73,7 @@ class LogSampler:
         self.boost_rate_cap = s.boost_rate_cap
         # Without a decision source no decision would ever come: records in a trace are decided at once.
         self.follow_traces = s.follow_traces and decisions is not None
-        self.decisions = DecisionCache(s.decision_cache_size)
+        self.decisions = LogDecisionCache(s.decision_cache_size)
         self._clock = clock
         self._signal = error_signal
         self._multiplier = 1.0
