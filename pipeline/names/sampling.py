@@ -7,10 +7,13 @@ Two families:
 * the tail sampler's self-metrics, shaped after the Collector ``tail_sampling`` processor's own telemetry
   (``documentation.md`` there) under a ``sieve.sampling.`` prefix.
 
-The ``SPAN_*`` attribute keys are written on every kept span so counts can be re-weighted downstream.
+The ``SPAN_*`` attribute keys are written on every kept span so counts can be re-weighted downstream. The values
+of the self-metrics' labels are the enums below (StrEnum: each member is its string, as exported).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from pipeline.names.spec import DURATION_BUCKETS_S, Kind, MetricSpec
 
@@ -27,11 +30,67 @@ STATUS_CODE = "status.code"
 OTHER_SPAN_NAME = "other"  # overflow bucket once the span-name cap is reached
 
 # Self-metric labels.
-DECISION = "sieve.sampling.decision"  # "sampled" | "not_sampled" | "dropped"
-POLICY = "sieve.sampling.policy"  # deciding policy name, or "none"
-BOUND = "sieve.sampling.bound"  # which bound forced an early decision
-SHED_REASON = "sieve.sampling.shed_reason"  # "queue_full" | "stress_relief"
-ERROR_SITE = "sieve.sampling.error_site"  # where an internal error was caught
+DECISION = "sieve.sampling.decision"  # an Outcome
+POLICY = "sieve.sampling.policy"  # deciding policy name, or a Reason
+BOUND = "sieve.sampling.bound"  # which bound forced an early decision: an early Trigger
+SHED_REASON = "sieve.sampling.shed_reason"  # a ShedReason
+ERROR_SITE = "sieve.sampling.error_site"  # an ErrorSite
+
+
+class Outcome(StrEnum):
+    """What happened to a trace, in the Collector's metric vocabulary (the ``sieve.sampling.decision`` label)."""
+
+    SAMPLED = "sampled"
+    NOT_SAMPLED = "not_sampled"
+    DROPPED = "dropped"  # a drop policy matched
+
+
+class Reason(StrEnum):
+    """Why a trace was kept or not when no policy's name says it: the reasons the sampler gives itself.
+
+    A decision's reason is otherwise the deciding policy's name (``sieve.sampling.policy``, and the
+    ``sieve.sampling.reason`` attribute of kept spans).
+    """
+
+    NONE = "none"  # not sampled: no policy voted to keep the trace
+    BUDGET = "budget"  # not sampled: the policies kept it, the kept-volume budget thinned it out
+    STRESS_RELIEF = "stress_relief"  # kept or not by trace id alone, while the buffer is over its stress level
+    TOO_LARGE = "maximum_trace_size_bytes"  # not sampled: the trace grew past maximum_trace_size_bytes
+    SHUTDOWN = "shutdown"  # not sampled: still buffered at shutdown with drop_pending_traces_on_shutdown
+
+
+class Trigger(StrEnum):
+    """What made the trace buffer decide a trace; the early triggers (a bound was hit) are the ``bound`` label."""
+
+    ROOT = "root"  # decision_wait_after_root_received after the first local root span ended
+    DECISION_WAIT = "decision_wait"  # decision_wait after the trace's first span
+    INGEST = "ingest"  # span-ingest: a terminal verdict as a span arrived
+    FLUSH = "flush"  # force_flush or shutdown
+    LATE = "late"  # a span of a trace already decided, following the cached decision
+    STRESS_RELIEF = "stress_relief"  # a span of a new trace under stress relief
+    # Early: a bound was hit (sieve.sampling.traces.decided_early{bound}).
+    NUM_TRACES = "num_traces"  # the oldest trace, to make room for a new one
+    MAX_BUFFERED_SPANS = "max_buffered_spans"  # the oldest trace, until the buffer is within its span bound
+    SPAN_LIMIT = "span_limit"  # the trace reached max_spans_per_trace
+    TOO_LARGE = "maximum_trace_size_bytes"  # the trace grew past maximum_trace_size_bytes (not sampled)
+    SHUTDOWN = "shutdown"  # released undecided at shutdown (drop_pending_traces_on_shutdown)
+
+
+class ShedReason(StrEnum):
+    """Why spans were not buffered for a tail decision (the ``shed_reason`` label)."""
+
+    QUEUE_FULL = "queue_full"  # the intake queue was full (counted on the application's thread)
+    STRESS_RELIEF = "stress_relief"  # kept or dropped by trace id alone while the buffer is over its stress level
+
+
+class ErrorSite(StrEnum):
+    """Where the tail sampler caught an exception instead of letting it reach the application (``error_site``)."""
+
+    WORKER = "worker"  # a whole worker cycle
+    INTAKE = "intake"  # one span entering the buffer
+    DOWNSTREAM = "downstream"  # the exporters' processor, handed a kept span
+    LISTENER = "listener"  # a decision listener (the log sampler)
+
 
 SPAN_CALLS = MetricSpec(
     "sieve.span.calls",

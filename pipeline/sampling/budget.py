@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.sampling.decision import TIERS
+from pipeline.sampling.decision import Tier
 from pipeline.sampling.rates import DecayedRate
 
 MIN_HISTORY_S = 1.0  # a budget per second: never extrapolate a rate from less than a second of history
@@ -45,11 +45,11 @@ class KeptBudget:
 
     def __init__(self, settings: BudgetSettings) -> None:
         self.settings = settings
-        self._demand = {tier: DecayedRate(settings.half_life_s) for tier in TIERS}
+        self._demand = {tier: DecayedRate(settings.half_life_s) for tier in Tier}
         self._scales_at: float | None = None
-        self._scales: dict[str, float] = {}
+        self._scales: dict[Tier, float] = {}
 
-    def scales(self, now: float) -> dict[str, float]:
+    def scales(self, now: float) -> dict[Tier, float]:
         """The scale of every tier at ``now``, from the demand seen before ``now`` (computed once per instant:
         the sampler decides a whole cycle's traces at one ``now``)."""
         if now != self._scales_at:
@@ -57,13 +57,13 @@ class KeptBudget:
             self._scales_at = now
         return self._scales
 
-    def _compute(self, now: float) -> dict[str, float]:
+    def _compute(self, now: float) -> dict[Tier, float]:
         s = self.settings
         floor = s.min_share * s.traces_per_second
-        needs = [self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in TIERS]
+        needs = [self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in Tier]
         left = s.traces_per_second
-        out: dict[str, float] = {}
-        for i, tier in enumerate(TIERS):
+        out: dict[Tier, float] = {}
+        for i, tier in enumerate(Tier):
             need = needs[i]
             if need <= 0.0:
                 out[tier] = 1.0
@@ -74,16 +74,16 @@ class KeptBudget:
             left = max(0.0, left - given)
         return out
 
-    def scale(self, tier: str, now: float) -> float:
+    def scale(self, tier: Tier, now: float) -> float:
         if now != self._scales_at:
             self.scales(now)
         return self._scales[tier]
 
-    def observe(self, tier: str, demand: float, now: float) -> None:
+    def observe(self, tier: Tier, demand: float, now: float) -> None:
         """Count one decided trace of ``tier`` that the policies would keep with probability ``demand``."""
         if demand > 0.0:
             self._demand[tier].add(demand, now)
 
-    def demand(self, now: float) -> dict[str, float]:
+    def demand(self, now: float) -> dict[Tier, float]:
         """Expected kept traces per second per tier without the budget (for reports)."""
-        return {tier: self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in TIERS}
+        return {tier: self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in Tier}

@@ -27,17 +27,14 @@ from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from pipeline.names.sampling import Outcome, Reason, ShedReason, Trigger
 from pipeline.sampling.cache import TailDecisionCache
 from pipeline.sampling.config import SPAN_INGEST, TailSamplingConfig
-from pipeline.sampling.decision import NOT_SAMPLED_REASON, Outcome, Verdict
+from pipeline.sampling.decision import Verdict
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.record import BufferedSpan, SpanData
 from pipeline.sampling.stress import StressMonitor
 from pipeline.sampling.trace import TraceView, is_local_root, span_size
-
-STRESS_REASON = "stress_relief"
-SHUTDOWN_REASON = "shutdown"
-TOO_LARGE = "maximum_trace_size_bytes"
 
 
 @dataclass(slots=True)
@@ -47,7 +44,7 @@ class Release:
     trace_id: int
     spans: list[SpanData]
     verdict: Verdict
-    trigger: str  # root | decision_wait | flush | <bound> | late | stress_relief
+    trigger: Trigger
     age_s: float = 0.0  # first span to decision
     late: bool = False
 
@@ -60,10 +57,10 @@ class BufferStats:
     spans_received: int = 0
     traces_decided: Counter[tuple[Outcome, str]] = field(default_factory=Counter)
     spans_decided: Counter[tuple[Outcome, str]] = field(default_factory=Counter)
-    early: Counter[str] = field(default_factory=Counter)
+    early: Counter[Trigger] = field(default_factory=Counter)  # by bound
     late: Counter[Outcome] = field(default_factory=Counter)
-    shed: Counter[str] = field(default_factory=Counter)
-    triggers: Counter[str] = field(default_factory=Counter)
+    shed: Counter[ShedReason] = field(default_factory=Counter)
+    triggers: Counter[Trigger] = field(default_factory=Counter)
 
 
 class _Pending:
@@ -129,7 +126,7 @@ class TraceBuffer:
             if self.stress.active:
                 return [self._stress_release(trace_id, span)]
             if len(self._traces) >= self.config.num_traces:
-                releases.append(self._decide_oldest(now, "num_traces"))
+                releases.append(self._decide_oldest(now, Trigger.NUM_TRACES))
             pending = _Pending(now)
             self._traces[trace_id] = pending
             self.stats.traces_received += 1
@@ -144,7 +141,7 @@ class TraceBuffer:
         if self._span_ingest:
             verdict = self.engine.decide_on_ingest(TraceView(trace_id, [record]), now)
             if verdict is not None:
-                releases.append(self._settle(trace_id, verdict, now, "ingest"))
+                releases.append(self._settle(trace_id, verdict, now, Trigger.INGEST))
                 return releases
         elif pending.root is None and is_local_root(record):
             pending.root = record
@@ -152,9 +149,9 @@ class TraceBuffer:
                 pending.ready_at = now + self._root_wait
                 self._ready.append((pending.ready_at, trace_id))
         if len(pending.spans) >= self.config.max_spans_per_trace:
-            releases.append(self._decide(trace_id, now, "span_limit", early=True))
+            releases.append(self._decide(trace_id, now, Trigger.SPAN_LIMIT, early=True))
         while self._span_total > self.config.max_buffered_spans and self._traces:
-            releases.append(self._decide_oldest(now, "max_buffered_spans"))
+            releases.append(self._decide_oldest(now, Trigger.MAX_BUFFERED_SPANS))
         return releases
 
     def expire(self, now: float) -> list[Release]:
@@ -165,7 +162,7 @@ class TraceBuffer:
             ready_at, trace_id = ready.popleft()
             pending = self._traces.get(trace_id)
             if pending is not None and pending.ready_at == ready_at:
-                releases.append(self._decide(trace_id, now, "root"))
+                releases.append(self._decide(trace_id, now, Trigger.ROOT))
         deadline = now - self.config.decision_wait_s
         traces = self._traces
         while traces:
@@ -173,10 +170,10 @@ class TraceBuffer:
             if traces[trace_id].first_seen > deadline:
                 break
             if self._span_ingest:  # pending cleanup: not sampled, without another evaluation
-                verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, NOT_SAMPLED_REASON)
-                releases.append(self._settle(trace_id, verdict, now, "decision_wait"))
+                verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, Reason.NONE)
+                releases.append(self._settle(trace_id, verdict, now, Trigger.DECISION_WAIT))
             else:
-                releases.append(self._decide(trace_id, now, "decision_wait"))
+                releases.append(self._decide(trace_id, now, Trigger.DECISION_WAIT))
         return releases
 
     def flush(self, now: float, *, drop: bool = False) -> list[Release]:
@@ -187,7 +184,7 @@ class TraceBuffer:
             if drop:
                 releases.append(self._drop_pending(trace_id, now))
             else:
-                releases.append(self._decide(trace_id, now, "flush"))
+                releases.append(self._decide(trace_id, now, Trigger.FLUSH))
         self._ready.clear()
         return releases
 
@@ -196,33 +193,33 @@ class TraceBuffer:
         if kept is not None:
             verdict = Verdict(Outcome.SAMPLED, kept[0], kept[1])
         elif self.cache.dropped(trace_id):
-            verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, NOT_SAMPLED_REASON)
+            verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, Reason.NONE)
         else:
             return None
         self.stats.late[verdict.outcome] += 1
         self.stats.spans_decided[(verdict.outcome, verdict.reason)] += 1
-        return Release(trace_id, [span], verdict, "late", late=True)
+        return Release(trace_id, [span], verdict, Trigger.LATE, late=True)
 
     def _stress_release(self, trace_id: int, span: ReadableSpan) -> Release:
         keep = self.stress.keep(trace_id)
         verdict = (
-            Verdict(Outcome.SAMPLED, self.stress.probability, STRESS_REASON)
+            Verdict(Outcome.SAMPLED, self.stress.probability, Reason.STRESS_RELIEF)
             if keep
-            else Verdict(Outcome.NOT_SAMPLED, 0.0, STRESS_REASON)
+            else Verdict(Outcome.NOT_SAMPLED, 0.0, Reason.STRESS_RELIEF)
         )
-        self.stats.shed[STRESS_REASON] += 1
+        self.stats.shed[ShedReason.STRESS_RELIEF] += 1
         self.stats.spans_decided[(verdict.outcome, verdict.reason)] += 1
-        return Release(trace_id, [span], verdict, STRESS_REASON)
+        return Release(trace_id, [span], verdict, Trigger.STRESS_RELIEF)
 
-    def _decide_oldest(self, now: float, bound: str) -> Release:
+    def _decide_oldest(self, now: float, bound: Trigger) -> Release:
         return self._decide(next(iter(self._traces)), now, bound, early=True)
 
-    def _decide(self, trace_id: int, now: float, trigger: str, *, early: bool = False) -> Release:
+    def _decide(self, trace_id: int, now: float, trigger: Trigger, *, early: bool = False) -> Release:
         pending = self._traces[trace_id]
         verdict = self.engine.decide(TraceView(trace_id, pending.spans, pending.root), now)
         return self._settle(trace_id, verdict, now, trigger, early=early)
 
-    def _settle(self, trace_id: int, verdict: Verdict, now: float, trigger: str, *, early: bool = False) -> Release:
+    def _settle(self, trace_id: int, verdict: Verdict, now: float, trigger: Trigger, *, early: bool = False) -> Release:
         pending = self._traces.pop(trace_id)
         self._span_total -= len(pending.spans)
         if verdict.keep:
@@ -232,17 +229,17 @@ class TraceBuffer:
         return self._record(trace_id, pending, verdict, trigger, now, early)
 
     def _release_too_large(self, trace_id: int, now: float) -> Release:
-        verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, TOO_LARGE)
-        return self._settle(trace_id, verdict, now, TOO_LARGE, early=True)
+        verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, Reason.TOO_LARGE)
+        return self._settle(trace_id, verdict, now, Trigger.TOO_LARGE, early=True)
 
     def _drop_pending(self, trace_id: int, now: float) -> Release:
         pending = self._traces.pop(trace_id)
         self._span_total -= len(pending.spans)
-        verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, SHUTDOWN_REASON)
-        return self._record(trace_id, pending, verdict, SHUTDOWN_REASON, now, early=True)
+        verdict = Verdict(Outcome.NOT_SAMPLED, 0.0, Reason.SHUTDOWN)
+        return self._record(trace_id, pending, verdict, Trigger.SHUTDOWN, now, early=True)
 
     def _record(
-        self, trace_id: int, pending: _Pending, verdict: Verdict, trigger: str, now: float, early: bool
+        self, trace_id: int, pending: _Pending, verdict: Verdict, trigger: Trigger, now: float, early: bool
     ) -> Release:
         stats = self.stats
         stats.traces_decided[(verdict.outcome, verdict.reason)] += 1

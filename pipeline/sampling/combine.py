@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.sampling.decision import NOT_SAMPLED_REASON, Decision, Outcome, Vote
+from pipeline.names.sampling import Outcome, Reason
+from pipeline.sampling.decision import Decision, Vote
 from pipeline.sampling.region import EMPTY, FULL, Region, complement, difference, measure, union
 
 MIN_PROBABILITY = 2.0**-56  # the smallest probability a 56-bit threshold can express
@@ -104,7 +105,7 @@ def combine(decisions: Sequence[Decision]) -> Combined:
     if reason is None:
         # Not kept this time; the probability is still what the policies would keep such a trace with (the
         # budget's demand).
-        return Combined(Outcome.NOT_SAMPLED, NOT_SAMPLED_REASON, keep_probability(decisions), False)
+        return Combined(Outcome.NOT_SAMPLED, Reason.NONE, keep_probability(decisions), False)
     probability = 1.0 if deterministic and not _has_random_drop(decisions) else keep_probability(decisions)
     probability = max(MIN_PROBABILITY, probability)
     return Combined(Outcome.SAMPLED, reason, probability, deterministic)

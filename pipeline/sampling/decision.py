@@ -12,12 +12,13 @@ Collector's default-salt ``probabilistic`` share one, so their regions nest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
+from pipeline.names.sampling import Outcome
 from pipeline.sampling.region import EMPTY, FULL, Region, below, measure
 
 
-class Vote(Enum):
+class Vote(StrEnum):
     """A policy's vote."""
 
     SAMPLED = "sampled"
@@ -70,19 +71,12 @@ def threshold(u: float, probability: float, reason: str, source: str) -> Decisio
     return Decision(vote, reason, region, source)
 
 
-class Outcome(Enum):
-    """What happened to a trace, in the Collector's metric vocabulary."""
+class Tier(StrEnum):
+    """A verdict's budget tier; the kept-volume budget serves them in this order (pipeline/sampling/budget.py)."""
 
-    SAMPLED = "sampled"
-    NOT_SAMPLED = "not_sampled"
-    DROPPED = "dropped"
-
-
-# Budget tiers, in the order the kept-volume budget serves them (pipeline/sampling/budget.py).
-PRIORITY = "priority"  # a deterministic policy matched: errors, slow traces, force-sample...
-BOOSTED = "boosted"  # the trace's key is boosted by the error signal
-BASELINE = "baseline"  # everything else a random policy may keep
-TIERS = (PRIORITY, BOOSTED, BASELINE)
+    PRIORITY = "priority"  # a deterministic policy matched: errors, slow traces, force-sample...
+    BOOSTED = "boosted"  # the trace's key is boosted by the error signal
+    BASELINE = "baseline"  # everything else a random policy may keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +89,9 @@ class Verdict:
 
     outcome: Outcome
     probability: float
-    reason: str
-    tier: str = BASELINE
+    reason: str  # the deciding policy's name, or a pipeline.names.sampling.Reason
+    tier: Tier = Tier.BASELINE
 
     @property
     def keep(self) -> bool:
         return self.outcome is Outcome.SAMPLED
-
-
-NOT_SAMPLED_REASON = "none"
-BUDGET_REASON = "budget"  # not sampled: the policies kept it, the kept-volume budget thinned it out

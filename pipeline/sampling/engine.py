@@ -16,19 +16,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from pipeline.names.sampling import Outcome, Reason
 from pipeline.sampling.boost import ErrorSignal
 from pipeline.sampling.budget import BudgetSettings, KeptBudget
 from pipeline.sampling.combine import MIN_PROBABILITY, Combined, combine
-from pipeline.sampling.decision import (
-    BASELINE,
-    BOOSTED,
-    BUDGET_REASON,
-    PRIORITY,
-    Decision,
-    Outcome,
-    Verdict,
-    Vote,
-)
+from pipeline.sampling.decision import Decision, Tier, Verdict, Vote
 from pipeline.sampling.policies import BuildContext, Drop, ErrorBoost, PolicySpec, Probabilistic
 from pipeline.sampling.policies.hashing import DEFAULT_HASH_SALT, independent_uniform
 from pipeline.sampling.trace import TraceView
@@ -130,26 +122,26 @@ class DecisionEngine:
 
     def _verdict(self, trace: TraceView, combined: Combined, now: float) -> Verdict:
         if combined.outcome is Outcome.DROPPED:
-            return Verdict(Outcome.DROPPED, 0.0, combined.reason, BASELINE)
+            return Verdict(Outcome.DROPPED, 0.0, combined.reason, Tier.BASELINE)
         key = trace.key
         if combined.deterministic:
-            tier = PRIORITY
+            tier = Tier.PRIORITY
         elif self.error_signal.boost(key, now) > BOOSTED_ABOVE:
-            tier = BOOSTED
+            tier = Tier.BOOSTED
         else:
-            tier = BASELINE
+            tier = Tier.BASELINE
         scale = 1.0
         budget = self.budget
         if budget is not None:
             scale = budget.scale(tier, now)
             budget.observe(tier, combined.probability, now)
-        if tier is not PRIORITY:
+        if tier is not Tier.PRIORITY:
             self._last[key] = (combined.probability, scale)
         probability = combined.probability * scale
         if combined.outcome is not Outcome.SAMPLED:
             return Verdict(combined.outcome, probability, combined.reason, tier)
         if scale < 1.0 and independent_uniform(_BUDGET_TAG, trace.trace_id) >= scale:
-            return Verdict(Outcome.NOT_SAMPLED, probability, BUDGET_REASON, tier)
+            return Verdict(Outcome.NOT_SAMPLED, probability, Reason.BUDGET, tier)
         return Verdict(Outcome.SAMPLED, max(MIN_PROBABILITY, probability), combined.reason, tier)
 
     def effective_rates(self, now: float) -> dict[str, dict[str, float]]:
@@ -165,7 +157,7 @@ class DecisionEngine:
             }
         return out
 
-    def budget_scales(self, now: float) -> dict[str, float]:
+    def budget_scales(self, now: float) -> dict[Tier, float]:
         return self.budget.scales(now) if self.budget is not None else {}
 
 

@@ -12,15 +12,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from pipeline import metering
 from pipeline.names import sampling as n
+from pipeline.names.sampling import ErrorSite, ShedReason
 from pipeline.sampling.buffer import BufferStats
 
-Gauges = Callable[[], dict[str, float]]  # keys: traces, spans, boost, stress
-QUEUE_FULL = "queue_full"
+
+class SamplerGauges(NamedTuple):
+    """The sampler's current levels, read at collection time."""
+
+    traces: float  # traces buffered
+    spans: float  # spans buffered
+    boost: float  # the overall error-boost factor
+    stress: float  # 1.0 while stress relief is on
+
+
+Gauges = Callable[[], SamplerGauges]
 
 
 class NoopSamplerMetrics:
@@ -32,7 +43,7 @@ class NoopSamplerMetrics:
     def decision_latency(self, age_s: float) -> None:
         pass
 
-    def internal_error(self, site: str) -> None:
+    def internal_error(self, site: ErrorSite) -> None:
         pass
 
 
@@ -52,20 +63,17 @@ class SamplerMetrics(NoopSamplerMetrics):
         self._shed = metering.counter(meter, n.SPANS_SHED)
         self._errors = metering.counter(meter, n.INTERNAL_ERRORS)
         self._latency = metering.histogram(meter, n.DECISION_LATENCY)
-        for spec, key in (
-            (n.BUFFER_TRACES, "traces"),
-            (n.BUFFER_SPANS, "spans"),
-            (n.BOOST_LEVEL, "boost"),
-            (n.STRESS_ACTIVE, "stress"),
-        ):
-            metering.observable_gauge(meter, spec, self._observer(key))
+        metering.observable_gauge(meter, n.BUFFER_TRACES, self._observer(lambda g: g.traces))
+        metering.observable_gauge(meter, n.BUFFER_SPANS, self._observer(lambda g: g.spans))
+        metering.observable_gauge(meter, n.BOOST_LEVEL, self._observer(lambda g: g.boost))
+        metering.observable_gauge(meter, n.STRESS_ACTIVE, self._observer(lambda g: g.stress))
         self._last = BufferStats()
         self._last_queue_full = 0
 
-    def _observer(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def _observer(self, read: Callable[[SamplerGauges], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             try:
-                return [Observation(self._gauges()[key])]
+                return [Observation(read(self._gauges()))]
             except Exception:
                 return []
 
@@ -73,7 +81,7 @@ class SamplerMetrics(NoopSamplerMetrics):
 
     def publish(self, stats: BufferStats | None, queue_full: int = 0) -> None:
         if queue_full > self._last_queue_full:
-            self._shed.add(queue_full - self._last_queue_full, {n.SHED_REASON: QUEUE_FULL})
+            self._shed.add(queue_full - self._last_queue_full, {n.SHED_REASON: ShedReason.QUEUE_FULL.value})
             self._last_queue_full = queue_full
         if stats is None:
             return
@@ -82,16 +90,17 @@ class SamplerMetrics(NoopSamplerMetrics):
             self._traces_received.add(stats.traces_received - last.traces_received)
         if stats.spans_received > last.spans_received:
             self._spans_received.add(stats.spans_received - last.spans_received)
+        # Label values as plain strings: the enums' values, exactly as before they were enums.
         for (outcome, reason), delta in (stats.traces_decided - last.traces_decided).items():
-            self._traces_decided.add(delta, {n.DECISION: outcome.value, n.POLICY: reason})
+            self._traces_decided.add(delta, {n.DECISION: outcome.value, n.POLICY: str(reason)})
         for (outcome, reason), delta in (stats.spans_decided - last.spans_decided).items():
-            self._spans_decided.add(delta, {n.DECISION: outcome.value, n.POLICY: reason})
+            self._spans_decided.add(delta, {n.DECISION: outcome.value, n.POLICY: str(reason)})
         for bound, delta in (stats.early - last.early).items():
-            self._early.add(delta, {n.BOUND: bound})
+            self._early.add(delta, {n.BOUND: bound.value})
         for outcome, delta in (stats.late - last.late).items():
             self._late.add(delta, {n.DECISION: outcome.value})
-        for reason, delta in (stats.shed - last.shed).items():
-            self._shed.add(delta, {n.SHED_REASON: reason})
+        for shed_reason, delta in (stats.shed - last.shed).items():
+            self._shed.add(delta, {n.SHED_REASON: shed_reason.value})
         self._last = BufferStats(
             traces_received=stats.traces_received,
             spans_received=stats.spans_received,
@@ -105,5 +114,5 @@ class SamplerMetrics(NoopSamplerMetrics):
     def decision_latency(self, age_s: float) -> None:
         self._latency.record(age_s)
 
-    def internal_error(self, site: str) -> None:
-        self._errors.add(1, {n.ERROR_SITE: site})
+    def internal_error(self, site: ErrorSite) -> None:
+        self._errors.add(1, {n.ERROR_SITE: site.value})

@@ -27,12 +27,12 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from pipeline.names.sampling import ErrorSite, Outcome, Reason, ShedReason, Trigger
 from pipeline.sampling.boost import ErrorSignal
 from pipeline.sampling.buffer import Release, TraceBuffer
 from pipeline.sampling.config import TailSamplingConfig
 from pipeline.sampling.counting import stamp
-from pipeline.sampling.decision import NOT_SAMPLED_REASON, Outcome
-from pipeline.sampling.metrics import QUEUE_FULL, NoopSamplerMetrics, SamplerMetrics
+from pipeline.sampling.metrics import NoopSamplerMetrics, SamplerGauges, SamplerMetrics
 from pipeline.sampling.span_metrics import DEFAULT_MAX_SPAN_NAMES, SpanCounts, SpanMetricsPublisher
 
 logger = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class TailSamplingProcessor(SpanProcessor):
                 self._metrics.publish(None, self._queue_full)
         except Exception:
             self._internal_errors += 1
-            self._metrics.internal_error("worker")
+            self._metrics.internal_error(ErrorSite.WORKER)
             logger.exception("tail sampler worker cycle failed")
 
     def _intake(self, buffer: TraceBuffer, spans: list[ReadableSpan], now: float, releases: list[Release]) -> None:
@@ -229,7 +229,7 @@ class TailSamplingProcessor(SpanProcessor):
                     releases.extend(out)
             except Exception:  # one malformed span must not cost the others their decision
                 self._internal_errors += 1
-                self._metrics.internal_error("intake")
+                self._metrics.internal_error(ErrorSite.INTAKE)
 
     def _pass_through(self, spans: list[ReadableSpan]) -> None:
         on_end = self._downstream.on_end
@@ -238,7 +238,7 @@ class TailSamplingProcessor(SpanProcessor):
                 on_end(span)
             except Exception:
                 self._internal_errors += 1
-                self._metrics.internal_error("downstream")
+                self._metrics.internal_error(ErrorSite.DOWNSTREAM)
 
     def add_decision_listener(self, listener: DecisionListener) -> None:
         """Call ``listener(trace_id, keep, probability, reason)`` once per decided trace, from the worker thread.
@@ -260,7 +260,7 @@ class TailSamplingProcessor(SpanProcessor):
         for release in releases:
             verdict = release.verdict
             if not release.late:
-                if release.trigger != "stress_relief":
+                if release.trigger is not Trigger.STRESS_RELIEF:
                     self._metrics.decision_latency(release.age_s)
                 decided.append((release.trace_id, verdict.keep, verdict.probability, verdict.reason))
             if not verdict.keep:
@@ -270,7 +270,7 @@ class TailSamplingProcessor(SpanProcessor):
                     downstream.on_end(stamp(span, verdict.probability, verdict.reason, cached=release.late))
                 except Exception:
                     self._internal_errors += 1
-                    self._metrics.internal_error("downstream")
+                    self._metrics.internal_error(ErrorSite.DOWNSTREAM)
         if not decided:
             return
         for batch_listener in self._batch_listeners:
@@ -278,25 +278,25 @@ class TailSamplingProcessor(SpanProcessor):
                 batch_listener(decided)
             except Exception:
                 self._internal_errors += 1
-                self._metrics.internal_error("listener")
+                self._metrics.internal_error(ErrorSite.LISTENER)
         for listener in self._listeners:
             for trace_id, keep, probability, reason in decided:
                 try:
                     listener(trace_id, keep, probability, reason)
                 except Exception:
                     self._internal_errors += 1
-                    self._metrics.internal_error("listener")
+                    self._metrics.internal_error(ErrorSite.LISTENER)
 
     # -- reading -------------------------------------------------------------------------------------------
 
-    def _gauges(self) -> dict[str, float]:
+    def _gauges(self) -> SamplerGauges:
         buffer = self._buffer
-        return {
-            "traces": float(buffer.trace_count) if buffer is not None else 0.0,
-            "spans": float(buffer.span_count) if buffer is not None else 0.0,
-            "boost": self.error_signal.level(self._clock()),
-            "stress": 1.0 if buffer is not None and buffer.stress.active else 0.0,
-        }
+        return SamplerGauges(
+            traces=float(buffer.trace_count) if buffer is not None else 0.0,
+            spans=float(buffer.span_count) if buffer is not None else 0.0,
+            boost=self.error_signal.level(self._clock()),
+            stress=1.0 if buffer is not None and buffer.stress.active else 0.0,
+        )
 
     def effective_rates(self) -> dict[str, dict[str, float]]:
         """Per key ``"service/operation"``: base keep probability, boost, budget scale and the effective
@@ -313,7 +313,7 @@ class TailSamplingProcessor(SpanProcessor):
             return {
                 "sampling": False,
                 "spans_forwarded": None,
-                "shed_spans": {QUEUE_FULL: self._queue_full},
+                "shed_spans": {ShedReason.QUEUE_FULL.value: self._queue_full},
                 "queued_spans": len(self._queue),
                 "boost_level": 1.0,
                 "internal_errors": self._internal_errors,
@@ -325,12 +325,14 @@ class TailSamplingProcessor(SpanProcessor):
             dropped_by_reason: dict[str, int] = {}
             for (outcome, reason), count in s.traces_decided.items():
                 if outcome is Outcome.SAMPLED:
-                    kept_by_policy[reason] = kept_by_policy.get(reason, 0) + count
+                    kept_by_policy[str(reason)] = kept_by_policy.get(str(reason), 0) + count
                 else:
-                    key = "not_sampled" if reason == NOT_SAMPLED_REASON else reason
+                    key = Outcome.NOT_SAMPLED.value if reason == Reason.NONE else str(reason)
                     dropped_by_reason[key] = dropped_by_reason.get(key, 0) + count
             spans_kept = sum(c for (o, _), c in s.spans_decided.items() if o is Outcome.SAMPLED)
             spans_released = sum(c for (o, _), c in s.spans_decided.items() if o is not Outcome.SAMPLED)
+            shed_spans = {r.value: c for r, c in s.shed.items()}
+            shed_spans[ShedReason.QUEUE_FULL.value] = self._queue_full
             engine = buffer.engine
             return {
                 "sampling": True,
@@ -343,10 +345,13 @@ class TailSamplingProcessor(SpanProcessor):
                 "kept_by_policy": dict(sorted(kept_by_policy.items())),
                 "dropped_by_reason": dict(sorted(dropped_by_reason.items())),
                 "policy_votes": {f"{p}/{v}": c for (p, v), c in sorted(engine.policy_votes.items())},
-                "decided_early": dict(s.early),
-                "triggers": dict(s.triggers),
+                "decided_early": {b.value: c for b, c in s.early.items()},
+                "triggers": {t.value: c for t, c in s.triggers.items()},
                 "late_spans": {o.value: c for o, c in s.late.items()},
-                "shed_spans": {**dict(s.shed), QUEUE_FULL: self._queue_full},
+                "shed_spans": {
+                    **{r.value: c for r, c in s.shed.items()},
+                    ShedReason.QUEUE_FULL.value: self._queue_full,
+                },
                 "buffered_traces": buffer.trace_count,
                 "buffered_spans": buffer.span_count,
                 "queued_spans": len(self._queue),
@@ -355,10 +360,10 @@ class TailSamplingProcessor(SpanProcessor):
                 "effective_rates": engine.effective_rates(now),
                 "budget": {
                     "traces_per_second": engine.budget.settings.traces_per_second if engine.budget else 0.0,
-                    "demand_per_second": {k: round(v, 2) for k, v in engine.budget.demand(now).items()}
+                    "demand_per_second": {k.value: round(v, 2) for k, v in engine.budget.demand(now).items()}
                     if engine.budget
                     else {},
-                    "scales": {k: round(v, 4) for k, v in engine.budget_scales(now).items()},
+                    "scales": {k.value: round(v, 4) for k, v in engine.budget_scales(now).items()},
                 },
                 "stress_active": buffer.stress.active,
                 "stress_activations": buffer.stress.activations,

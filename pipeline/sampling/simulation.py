@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from opentelemetry.trace import StatusCode
 
+from pipeline.names.sampling import Outcome
 from pipeline.sampling.config import TailSamplingConfig
-from pipeline.sampling.decision import Outcome
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.testing import make_span
 from pipeline.sampling.trace import TraceView

@@ -7,9 +7,9 @@ import random
 
 from opentelemetry.trace import StatusCode
 
+from pipeline.names.sampling import Outcome
 from pipeline.sampling.buffer import Release, TraceBuffer
 from pipeline.sampling.config import StressRelief, TailSamplingConfig
-from pipeline.sampling.decision import Outcome
 from pipeline.sampling.policies import AlwaysSample, StatusCodeFilter
 from pipeline.sampling.testing import make_span, make_trace
 

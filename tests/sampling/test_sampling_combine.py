@@ -7,8 +7,9 @@ import random
 import pytest
 from opentelemetry.trace import StatusCode
 
+from pipeline.names.sampling import Outcome
 from pipeline.sampling.combine import MIN_PROBABILITY, combine, keep_probability
-from pipeline.sampling.decision import Decision, Outcome, Vote
+from pipeline.sampling.decision import Decision, Vote
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.policies import (
     AlwaysSample,

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.trace import StatusCode
 
+from pipeline.names.sampling import Outcome
 from pipeline.sampling import default_config
 from pipeline.sampling.buffer import TraceBuffer
-from pipeline.sampling.decision import Outcome
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.policies import Probabilistic
 from pipeline.sampling.testing import make_span

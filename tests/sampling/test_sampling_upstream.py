@@ -14,12 +14,13 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from pipeline.errors import ConfigError
+from pipeline.names.sampling import Outcome, Reason, Trigger
 from pipeline.sampling import load_tail_sampling
 from pipeline.sampling.budget import BudgetSettings
-from pipeline.sampling.buffer import TOO_LARGE, TraceBuffer
+from pipeline.sampling.buffer import TraceBuffer
 from pipeline.sampling.cache import TailDecisionCache
 from pipeline.sampling.config import TailSamplingConfig
-from pipeline.sampling.decision import Outcome, Vote
+from pipeline.sampling.decision import Vote
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.policies import (
     AlwaysSample,
@@ -216,8 +217,8 @@ def maximum_trace_size_bytes_drops_early() -> None:
     # own counter, not dropped_too_early); a small one is decided as usual.
     buffer = TraceBuffer(config(maximum_trace_size_bytes=1024))
     released = buffer.add(make_span(1, "big", parent=5, attributes={"foo": "bar" * 1024}), 0.0)
-    assert released[0].verdict.reason == TOO_LARGE and not released[0].verdict.keep
-    assert buffer.stats.early[TOO_LARGE] == 1
+    assert released[0].verdict.reason == Reason.TOO_LARGE and not released[0].verdict.keep
+    assert buffer.stats.early[Trigger.TOO_LARGE] == 1
     assert buffer.add(make_span(1, "more", parent=5), 1.0)[0].late  # later spans follow the decision
     assert buffer.add(make_span(2, "small", parent=5, attributes={"foo": "short"}), 0.0) == []
     loaded = load_tail_sampling({"maximum_trace_size_bytes": 2048, "policies": [ALWAYS]})
