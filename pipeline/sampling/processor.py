@@ -348,10 +348,7 @@ class TailSamplingProcessor(SpanProcessor):
                 "decided_early": {b.value: c for b, c in s.early.items()},
                 "triggers": {t.value: c for t, c in s.triggers.items()},
                 "late_spans": {o.value: c for o, c in s.late.items()},
-                "shed_spans": {
-                    **{r.value: c for r, c in s.shed.items()},
-                    ShedReason.QUEUE_FULL.value: self._queue_full,
-                },
+                "shed_spans": shed_spans,
                 "buffered_traces": buffer.trace_count,
                 "buffered_spans": buffer.span_count,
                 "queued_spans": len(self._queue),
