@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import get_current_span
 
-from collectors._logs_record import Entry, RecordGate, slot
+from collectors._logs_record import EntryFields, RecordGate, slot
 from pipeline.names.logs import HOLD
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class CategoryLogger:
         if stamp is HOLD:
             frame = sys._getframe(2)  # the application's frame: _handle <- level method <- caller
             code = frame.f_code
-            entry: Entry = (
+            entry: EntryFields = (  # Entry's fields, in its order
                 level_no, level, message, args, kwargs, time.time(), trace_id, context.span_id,
                 frame.f_globals.get("__name__"), code.co_name, frame.f_lineno, code.co_filename, self.category,
             )  # fmt: skip

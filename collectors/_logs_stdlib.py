@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import get_current_span
 
-from collectors._logs_record import Entry, Location, RecordSampler, slot
+from collectors._logs_record import EntryFields, Location, RecordSampler, slot
 from pipeline.names.logs import HOLD, NO_CATEGORY
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class StdlibHandler(logging.Handler):
             if stamp is None:
                 return
             if stamp is HOLD:
-                entry: Entry = (
+                entry: EntryFields = (  # Entry's fields, in its order
                     record.levelno, level, record.getMessage(), (), {}, record.created, trace_id, context.span_id,
                     *location, category,
                 )  # fmt: skip

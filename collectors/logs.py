@@ -39,7 +39,7 @@ from opentelemetry.trace import get_current_span
 
 from collectors._logs_category import CategoryLogger
 from collectors._logs_otel import OtelSink, severity
-from collectors._logs_record import Entry, RecordGate, RecordSampler, Stamp, apply_override, slot
+from collectors._logs_record import Entry, EntryFields, RecordGate, RecordSampler, Stamp, apply_override, slot
 from collectors._logs_redact import DEFAULT_FIELDS, DEFAULT_MASK, DEFAULT_PATTERNS, Redactor
 from collectors._logs_stdlib import StdlibHandler
 from pipeline.names import logs as n
@@ -239,13 +239,14 @@ class LogBridge:
         extra[n.REASON] = stamp[1]
         record["message"] = self._redactor.text(record["message"])
 
-    def _emit_held(self, entry: Entry, stamp: Stamp) -> None:
+    def _emit_held(self, fields: EntryFields, stamp: Stamp) -> None:
         """Replay a held record whose trace was kept (called on the tail sampler's thread)."""
         if not self._installed:
             return
-        _level_no, level, message, args, kwargs, wall, trace_id, span_id, name, function, line, path, category = entry
-        slot.value = (category, stamp, (wall, trace_id, span_id, (name, function, line, path)))
+        entry = Entry._make(fields)
+        location = (entry.name, entry.function, entry.line, entry.path)
+        slot.value = (entry.category, stamp, (entry.wall_s, entry.trace_id, entry.span_id, location))
         try:
-            self._replay.log(level, message, *args, **kwargs)
+            self._replay.log(entry.level, entry.message, *entry.args, **entry.kwargs)
         finally:
             slot.value = None

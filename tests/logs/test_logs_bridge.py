@@ -8,13 +8,14 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pytest
 from loguru import logger
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.trace import Tracer
 
+from collectors._logs_record import Entry, EntryFields
 from collectors.logs import LogBridge, disabled_category, severity
 from pipeline.names import logs as n
 from pipeline.sampling.logs import LogSampler
@@ -335,3 +336,9 @@ def test_held_records_are_replayed_only_while_something_receives_them(
         assert replayed == ["someone listens"]
     finally:
         loguru_logger._core.handlers.update(saved)  # type: ignore[attr-defined]
+
+
+def test_a_held_record_has_the_fields_of_an_entry_in_its_order() -> None:
+    # The hot path builds EntryFields as a plain tuple (cheaper than a NamedTuple instance); a replay names them
+    # with Entry._make. Both must describe the same fields in the same order.
+    assert get_args(EntryFields) == tuple(get_type_hints(Entry).values())
