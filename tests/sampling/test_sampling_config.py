@@ -263,7 +263,7 @@ def test_default_config_with_extensions() -> None:
     assert {type(p).TYPE for p in extensions} == {"n_plus_one", "error_boost", "rare", "and"}
     # The deterministic extension sits with the filters, before the random baseline (the reason it stamps is its
     # own); the random ones come after it.
-    names = [p.name for p in extended.policies]
-    assert names.index("slow-lookups") < names.index("n-plus-one") < names.index("baseline") < names.index("error-boost")
+    at = [p.name for p in extended.policies].index
+    assert at("slow-lookups") < at("n-plus-one") < at("baseline") < at("error-boost")
     assert isinstance(plain, TailSamplingConfig)
     assert any(isinstance(p, Probabilistic) for p in plain.policies)
