@@ -66,24 +66,25 @@ def detect(
     """The N+1 loops of one trace; ``attributes[i]`` are ``spans[i]``'s attributes (``TraceView.span_attributes``)."""
     fingerprint = names.FINGERPRINT
     db = [i for i, attrs in enumerate(attributes) if fingerprint in attrs]  # the one pass over the trace
-    repeats_key = names.REPEATS
-    inside = [i for i in db if _int(attributes[i].get(repeats_key)) >= min_count]
+    repeats_key = names.REPEATS  # set on an operation only when a shape ran more than once in it: rare
+    inside = [i for i in db if repeats_key in attributes[i] and _int(attributes[i][repeats_key]) >= min_count]
     if len(db) < min_count and not inside:
         return ()
     groups: dict[tuple[int, str], list[int]] = {}
     if len(db) >= min_count:
-        for i in db:
-            span = spans[i]
-            parent = span.parent
-            fp = attributes[i][fingerprint]
-            if parent is None or not isinstance(fp, str) or span.name == EXPLAIN_SPAN:
-                continue
-            key = (parent.span_id, fp)
-            members = groups.get(key)
-            if members is None:
-                groups[key] = [i]
-            else:
-                members.append(i)
+        shapes = [attributes[i][fingerprint] for i in db]
+        # Pigeonhole: a shape run min_count times leaves at most len - min_count + 1 distinct ones.
+        if len(set(shapes)) <= len(shapes) - min_count + 1:
+            by_shape: dict[AttributeValue, list[int]] = {}
+            for i, fp in zip(db, shapes, strict=True):
+                members = by_shape.get(fp)
+                if members is None:
+                    by_shape[fp] = [i]
+                else:
+                    members.append(i)
+            for fp, members in by_shape.items():
+                if len(members) >= min_count and isinstance(fp, str):
+                    _by_parent(spans, fp, members, groups)
     found: list[Repetition] = []
     for (parent_id, fp), members in groups.items():
         if len(members) >= min_count:
@@ -95,6 +96,23 @@ def detect(
         if repetition is not None:
             found.append(repetition)
     return tuple(found)
+
+
+def _by_parent(
+    spans: Sequence[SpanData], fp: str, members: list[int], groups: dict[tuple[int, str], list[int]]
+) -> None:
+    """Split one shape's spans by parent (plan captures and root spans left out)."""
+    for i in members:
+        span = spans[i]
+        parent = span.parent
+        if parent is None or span.name == EXPLAIN_SPAN:
+            continue
+        key = (parent.span_id, fp)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [i]
+        else:
+            group.append(i)
 
 
 def _int(value: object) -> int:
