@@ -55,7 +55,9 @@ FORCE_SAMPLE = "sieve.force_sample"
 # report finds the same pattern in stored spans without them and says which way it was found.
 N_PLUS_ONE = "sieve.db.n_plus_one"  # bool, on every span of a detected repetition (the repeated statements)
 N_PLUS_ONE_COUNT = "sieve.db.n_plus_one.count"  # int, on those spans: executions under that parent in the trace
-N_PLUS_ONE_FINGERPRINT = "sieve.db.n_plus_one.fingerprint"  # str, on the parent span: the repeated statement shape
+# str, on the span the loop ran under (for a loop inside one operation, that operation): the repeated statement
+# shape, the one with the most executions when several loops ran under it.
+N_PLUS_ONE_FINGERPRINT = "sieve.db.n_plus_one.fingerprint"
 N_PLUS_ONE_POLICY = "n-plus-one"  # sieve.sampling.reason of a trace kept because of it
 
 OPERATION_DURATION = MetricSpec(
