@@ -21,6 +21,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from collectors._envelope import INVALID, BoundedLabel, Envelope, EnvelopeMode, message_size, read_envelope
+from pipeline.metering import DeferredHistogram
 from pipeline.names import DURATION_BUCKETS_S, SIZE_BUCKETS_BY
 from pipeline.names import websocket as n
 
@@ -126,9 +127,10 @@ class MessageTracer:
             n.BYTES_SENT.name, [_observe(self._sent_bytes, (n.OP,))], n.BYTES_SENT.unit, n.BYTES_SENT.description
         )
         self.errors = meter.create_counter(n.ERRORS.name, n.ERRORS.unit, n.ERRORS.description)
-        self._size = hist(meter, n.MESSAGE_SIZE_HIST, SIZE_BUCKETS_BY)
-        self._duration = hist(meter, n.MESSAGE_DURATION, DURATION_BUCKETS_S)
-        self._send_duration = hist(meter, n.SEND_DURATION, DURATION_BUCKETS_S)
+        # Recorded on the event loop for every message and send: deferred (a list append), merged at collection.
+        self._size = DeferredHistogram(meter, n.MESSAGE_SIZE_HIST, SIZE_BUCKETS_BY, (n.OP, n.DIRECTION))
+        self._duration = DeferredHistogram(meter, n.MESSAGE_DURATION, DURATION_BUCKETS_S, (n.OP, n.ERROR_TYPE))
+        self._send_duration = DeferredHistogram(meter, n.SEND_DURATION, DURATION_BUCKETS_S, (n.OP, n.ERROR_TYPE))
 
     # -- inbound ---------------------------------------------------------------------------------------------
 
@@ -206,9 +208,9 @@ class MessageTracer:
             end_ns = getattr(span, "end_time", None)
             key = (msg.op, error)
             self._received[key] = self._received.get(key, 0) + 1
-            self._size.record(msg.envelope.size, {n.OP: msg.op, n.DIRECTION: "receive"})
+            self._size.record(msg.envelope.size, msg.op, "receive")
             if start_ns is not None and end_ns is not None:
-                self._duration.record((end_ns - start_ns) / 1e9, {n.OP: msg.op, n.ERROR_TYPE: error})
+                self._duration.record((end_ns - start_ns) / 1e9, msg.op, error)
         except Exception:
             self.internal_error("end_message")
 
@@ -229,7 +231,7 @@ class MessageTracer:
             self._sent[key] = self._sent.get(key, 0) + 1
             self._sent_bytes[label] = self._sent_bytes.get(label, 0) + size
             # The one SDK measurement of a send: its duration (a slow client shows here first).
-            self._send_duration.record(duration_s, {n.OP: label, n.ERROR_TYPE: error})
+            self._send_duration.record(duration_s, label, error)
             # Sends are metrics, never a span per chunk; only a failed send leaves a mark on the message span.
             current = trace.get_current_span()
             if error and current.is_recording():

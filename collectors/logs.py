@@ -192,6 +192,15 @@ class LogBridge:
 
     # -- use ------------------------------------------------------------------------------------------------
 
+    def has_receivers(self) -> bool:
+        """True while a replayed record would reach something: the OpenTelemetry sink, or any other loguru sink."""
+        if self._sink_id is not None:
+            return True
+        try:
+            return bool(_global_logger._core.handlers)  # type: ignore[attr-defined]  # loguru keeps no public count
+        except AttributeError:  # another loguru layout: replay, to lose nothing
+            return True
+
     def category(self, name: str) -> CategoryLogger:
         """A logger for category ``name`` (any name; unconfigured ones use the sampler's default rate)."""
         return CategoryLogger(name, self._sampler.category(name), self.logger, self._min_level_no)

@@ -41,6 +41,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from collectors._db_proxy import AsyncpgConnection, PsycopgConnection
 from collectors._explain import ExplainOptions, PlanCapturer, PlanRequest
+from pipeline.metering import DeferredHistogram
 from pipeline.names import DURATION_BUCKETS_S
 from pipeline.names import storage as n
 from pipeline.sqlshape import StatementInfo, statement_info
@@ -187,18 +188,13 @@ class StorageTelemetry:
         if add_processor is not None:  # an SDK provider; the API's no-op provider has nothing to stamp
             add_processor(_StatementStamper())
 
-        def hist(spec: Any) -> Any:
-            return meter.create_histogram(
-                spec.name,
-                spec.unit,
-                spec.description,
-                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
-            )
-
-        self._duration = hist(n.OPERATION_DURATION)
-        self._wait = hist(n.CONNECTION_WAIT)
-        self._create = hist(n.CONNECTION_CREATE)
-        self._use = hist(n.CONNECTION_USE)
+        # Recorded on the event loop for every call: deferred (a list append), merged into the SDK at collection.
+        self._duration = DeferredHistogram(
+            meter, n.OPERATION_DURATION, DURATION_BUCKETS_S, (n.DB_SYSTEM, n.DB_OPERATION, n.DRIVER, n.ERROR_TYPE)
+        )
+        self._wait = DeferredHistogram(meter, n.CONNECTION_WAIT, DURATION_BUCKETS_S, (n.POOL_NAME,))
+        self._create = DeferredHistogram(meter, n.CONNECTION_CREATE, DURATION_BUCKETS_S, (n.POOL_NAME,))
+        self._use = DeferredHistogram(meter, n.CONNECTION_USE, DURATION_BUCKETS_S, (n.POOL_NAME,))
         self._pools: dict[str, _PoolInfo] = {}
         meter.create_observable_up_down_counter(
             n.CONNECTION_COUNT.name,
@@ -240,9 +236,7 @@ class StorageTelemetry:
                 _current.reset(token)
                 total = time.perf_counter() - t0
                 span.set_attributes(self._describe(op, error))
-                self._duration.record(
-                    total, {n.DB_SYSTEM: _SYSTEM, n.DB_OPERATION: name, n.DRIVER: driver, n.ERROR_TYPE: error}
-                )
+                self._duration.record(total, _SYSTEM, name, driver, error)
 
     # -- asyncpg ---------------------------------------------------------------------------------------
 
@@ -348,10 +342,10 @@ class StorageTelemetry:
             if op is not None:
                 op.connect_s += elapsed
                 op.connects += 1
-            self._create.record(elapsed, {n.POOL_NAME: pool_name})
+            self._create.record(elapsed, pool_name)
 
     def _acquired(self, op: Operation | None, pool_name: str, waited_s: float, before: tuple[float, int]) -> None:
-        self._wait.record(waited_s, {n.POOL_NAME: pool_name})
+        self._wait.record(waited_s, pool_name)
         info = self._pools.get(pool_name)
         size = _size(info)
         if op is not None:
@@ -371,7 +365,7 @@ class StorageTelemetry:
             info.peak_size = max(info.peak_size, size)
 
     def _released(self, op: Operation | None, pool_name: str, used_s: float) -> None:
-        self._use.record(used_s, {n.POOL_NAME: pool_name})
+        self._use.record(used_s, pool_name)
         info = self._pools.get(pool_name)
         if info is not None:
             info.last_release = time.monotonic()

@@ -184,10 +184,11 @@ def build_telemetry(
     logger_provider: LoggerProvider | None = None
     log_sampler: LogSampler | None = None
     if settings.logs.enabled:
-        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        if settings.otlp.endpoint:
+        # A logger provider only when something exports logs: without one the bridge hands records to no OTel sink.
+        if settings.otlp.endpoint and settings.otlp.logs:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
+            logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
             logger_provider.add_log_record_processor(
                 BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{settings.otlp.endpoint}/v1/logs"))
             )

@@ -249,10 +249,15 @@ class WebSocketSettings(Section):
 
 
 class RuntimeSettings(Section):
-    """Event-loop health (``collectors/runtime.py``)."""
+    """Event-loop health (``collectors/runtime.py``) and the interpreter's garbage collector."""
 
     loop_monitor: bool = True
     loop_interval_s: float = Field(0.25, gt=0)
+    # Spans held for a tail decision (and in the exporters' batches) live for seconds: with CPython's default
+    # first-generation threshold (700) they are promoted through every young collection and set off full
+    # collections of the whole heap several times a minute (50-80 ms each under the demo's load). The pipeline
+    # raises the threshold to this while it runs (0 leaves the interpreter's setting alone).
+    gc_threshold0: int = Field(7000, ge=0)
 
 
 class GrafanaSettings(Section):

@@ -15,16 +15,15 @@ Cardinality is bounded: the first ``max_span_names`` distinct names are kept, la
 
 from __future__ import annotations
 
-import math
 import threading
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
+from pipeline.metering import BulkMerge
 from pipeline.names import DURATION_BUCKETS_S
 from pipeline.names import sampling as n
 
@@ -106,70 +105,6 @@ class SpanCounts:
         return out
 
 
-class _BulkHistogram:
-    """Hands a series' durations to an SDK histogram: one merge per series and collection instead of a
-    ``record()`` per span. Falls back to ``record()`` when the SDK's aggregation is not what it expects."""
-
-    def __init__(self, histogram: Any, boundaries: Sequence[float]) -> None:
-        self._histogram = histogram
-        self._boundaries = tuple(float(b) for b in boundaries)
-        self._seen: set[tuple[tuple[str, Any], ...]] = set()
-        self.fast = True
-
-    def _aggregations(self, attrs: dict[str, Any]) -> list[Any] | None:
-        try:
-            from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
-            from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
-
-            found = []
-            storages = self._histogram._measurement_consumer._reader_storages.values()
-            for storage in storages:
-                for match in storage._instrument_view_instrument_matches.get(self._histogram, ()):
-                    keys = match._view._attribute_keys
-                    filtered = attrs if keys is None else {k: v for k, v in attrs.items() if k in keys}
-                    agg = match._attributes_aggregation.get(_hash_attributes(filtered))
-                    if not isinstance(agg, _ExplicitBucketHistogramAggregation):
-                        return None
-                    if agg._boundaries != self._boundaries:
-                        return None
-                    found.append(agg)
-            return found
-        except Exception:
-            return None
-
-    def add(self, attrs: dict[str, Any], values: list[float]) -> None:
-        key = tuple(sorted(attrs.items()))
-        if key not in self._seen:
-            self._histogram.record(values[0], attrs)  # creates the series in every reader
-            self._seen.add(key)
-            values = values[1:]
-            if not values:
-                return
-        aggregations = self._aggregations(attrs) if self.fast else None
-        if not aggregations:
-            self.fast = aggregations is not None and self.fast
-            for value in values:
-                self._histogram.record(value, attrs)
-            return
-        counts = [0] * (len(self._boundaries) + 1)
-        boundaries = self._boundaries
-        for value in values:
-            counts[bisect_left(boundaries, value)] += 1
-        total, low, high = math.fsum(values), min(values), max(values)
-        for agg in aggregations:
-            with agg._lock:
-                if agg._value is None:
-                    agg._value = agg._get_empty_bucket_counts()
-                bucket_counts = agg._value
-                for i, c in enumerate(counts):
-                    if c:
-                        bucket_counts[i] += c
-                agg._sum += total
-                if agg._record_min_max:
-                    agg._min = min(agg._min, low)
-                    agg._max = max(agg._max, high)
-
-
 class SpanMetricsPublisher:
     """Registers the three span metrics on ``meter_provider``; they read ``counts`` at collection time.
 
@@ -189,7 +124,7 @@ class SpanMetricsPublisher:
             description=n.SPAN_DURATION.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
         )
-        self._bulk = _BulkHistogram(histogram, DURATION_BUCKETS_S)
+        self._bulk = BulkMerge(histogram, DURATION_BUCKETS_S)
         self._flush_lock = threading.Lock()
         meter.create_observable_counter(
             n.SPAN_CALLS.name, [self._calls], unit=n.SPAN_CALLS.unit, description=n.SPAN_CALLS.description

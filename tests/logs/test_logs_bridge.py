@@ -302,3 +302,36 @@ def test_a_disabled_category_logs_nothing(make_bridge: MakeBridge, otel: OtelLog
     quiet.critical("never")
     quiet.log("ERROR", "never")
     assert otel.records == []
+
+
+def test_held_records_are_replayed_only_while_something_receives_them(
+    make_sampler: MakeSampler, make_bridge: MakeBridge, tracer: Tracer, decisions: FakeDecisionSource
+) -> None:
+    """No OpenTelemetry sink and no loguru sink: a kept trace's records are counted, not rebuilt for nobody."""
+    from loguru import logger as loguru_logger
+
+    sampler = make_sampler()
+    bridge = make_bridge(sampler, with_otel=False)
+    sampler.replay_kept = bridge.has_receivers
+    saved = dict(loguru_logger._core.handlers)  # type: ignore[attr-defined]
+    loguru_logger.remove()
+    try:
+        assert not bridge.has_receivers()
+        replayed: list[Any] = []
+        with tracer.start_as_current_span("turn") as span:
+            bridge.category("HOT").info("nobody listens")  # rate 0: kept only with its trace, so held
+        trace_id = span.get_span_context().trace_id
+        sink_id = loguru_logger.add(lambda m: replayed.append(m.record["message"]), format="{message}")
+        assert bridge.has_receivers()
+        with tracer.start_as_current_span("turn") as span2:
+            bridge.category("HOT").info("someone listens")
+        loguru_logger.remove(sink_id)
+        # Decide the first trace while nobody listens, the second while a sink is back.
+        decisions.decide(trace_id, True)
+        assert replayed == []
+        sink_id = loguru_logger.add(lambda m: replayed.append(m.record["message"]), format="{message}")
+        decisions.decide(span2.get_span_context().trace_id, True)
+        loguru_logger.remove(sink_id)
+        assert replayed == ["someone listens"]
+    finally:
+        loguru_logger._core.handlers.update(saved)  # type: ignore[attr-defined]

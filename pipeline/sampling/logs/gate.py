@@ -12,15 +12,34 @@ exact (severity records, held records' outcomes) is counted by the :class:`LogSa
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pipeline.names import logs as n
 from pipeline.sampling.logs.rates import boosted_rate, combined_probability
 
-if TYPE_CHECKING:
-    from pipeline.sampling.logs.sampler import LogSampler
-
 Stamp = tuple[float, str]  # (probability, reason) of a kept record
+
+
+class Decisions(Protocol):
+    def get(self, trace_id: int) -> tuple[bool, float] | None: ...
+
+
+class GateOwner(Protocol):
+    """What a gate needs of the sampler that owns it (:class:`~pipeline.sampling.logs.sampler.LogSampler`): the
+    boost, the shared random source, whether records follow their traces and the traces decided so far, and the
+    locked count of an always-kept severity record."""
+
+    boost_rate_cap: float
+    follow_traces: bool
+
+    @property
+    def decisions(self) -> Decisions: ...
+
+    def multiplier(self) -> float: ...
+
+    def random(self) -> float: ...
+
+    def keep_severity(self, category: str, level_no: int) -> Stamp: ...
 
 
 class CategoryGate:
@@ -29,7 +48,7 @@ class CategoryGate:
     __slots__ = ("_intake", "_keep_level", "_max_intake", "_sampler", "base_rate", "dropped", "kept", "name", "seen")
 
     def __init__(
-        self, sampler: LogSampler, name: str, base_rate: float, keep_level: int, intake: deque[Any], max_intake: int
+        self, sampler: GateOwner, name: str, base_rate: float, keep_level: int, intake: deque[Any], max_intake: int
     ) -> None:
         self._sampler = sampler
         self._keep_level = keep_level

@@ -63,7 +63,7 @@ class LogSampler:
         decisions: DecisionSource | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] | None = None,
-        replay_kept: bool = True,
+        replay_kept: bool | Callable[[], bool] = True,
     ) -> None:
         self.settings = s = settings or LogSamplingSettings()
         # False when nothing would receive a replayed record (no log exporter, no other sink): records of kept
@@ -258,7 +258,8 @@ class LogSampler:
     def _release(self, released: list[tuple[_Held, float]]) -> None:
         """Emit kept records outside the lock (the emitter runs loguru and every sink)."""
         emit = self._emit
-        if emit is None or not released or not self.replay_kept:
+        replay = self.replay_kept
+        if emit is None or not released or not (replay() if callable(replay) else replay):
             return
         for (_trace_id, gate, _level_no, entry), trace_probability in released:
             try:

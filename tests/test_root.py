@@ -1,0 +1,51 @@
+"""The composition root: one call builds the pipeline and its collectors; closing it puts process state back."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pipeline import noop, setup
+from pipeline.config import load_settings
+
+
+def _settings(tmp_path: Path, **overrides: object) -> object:
+    return load_settings(
+        environ={},
+        prometheus={"enabled": False},
+        logs={"enabled": False},
+        sink={"spool_dir": str(tmp_path / "spool")},
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+async def test_setup_builds_collectors_and_close_restores_the_collector_thresholds(tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    spans = InMemorySpanExporter()
+    sieve = setup(_settings(tmp_path, sampling={"enabled": False}), install_globals=False, span_exporters=[spans])  # type: ignore[arg-type]
+    assert gc.get_threshold()[0] == max(7000, before[0])
+    tracer = sieve.tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("work"):
+        pass
+    assert sieve.websocket is not None and sieve.storage is not None and sieve.metrics_url is None
+    await sieve.aclose()
+    assert gc.get_threshold() == before
+    assert [s.name for s in spans.get_finished_spans()] == ["work"]  # sampling off: every span kept
+    await sieve.aclose()  # closing twice is harmless
+
+
+async def test_gc_tuning_can_be_left_alone(tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    sieve = setup(_settings(tmp_path, runtime={"gc_threshold0": 0}), install_globals=False)  # type: ignore[arg-type]
+    assert gc.get_threshold() == before
+    await sieve.aclose()
+
+
+def test_the_noop_twin_records_nothing(tmp_path: Path) -> None:
+    twin = noop(_settings(tmp_path))  # type: ignore[arg-type]
+    assert twin.telemetry is None and twin.metrics_url is None
+    with twin.tracer_provider.get_tracer("t").start_as_current_span("nothing") as span:
+        assert not span.is_recording()
+    twin.shutdown()
