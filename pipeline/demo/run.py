@@ -252,7 +252,7 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         "history_index": settings.demo.with_index,
         "quiet_gaps_s": [list(q) for q in result.quiet],
         "db_connect_delay_s": settings.service.db_connect_delay_s,
-        "file_lookups": "one query" if settings.service.batch_file_lookups else "one per file",  # issue 16
+        "file_lookups": "one query" if settings.service.batch_file_lookups else "one per file",
     }
     if telemetry.sink is not None:
         # This run's window only: an earlier run's spans in the same database are not this run's story.
