@@ -50,7 +50,7 @@ PLAN_BASELINE = "sieve.db.plan.baseline"  # true: explained although fast, to kn
 # `force-sample` policy, so the plan in force reaches the sink even when the call that carried it was fast.
 FORCE_SAMPLE = "sieve.force_sample"
 
-# N+1 (issue 16): the same statement shape executed N or more times, one after another, under one parent span.
+# N+1: the same statement shape executed N or more times, one after another, under one parent span.
 # The in-process detector (tail sampler, at decision time) marks a kept trace's spans with these; the slow-lookups
 # report finds the same pattern in stored spans without them and says which way it was found.
 N_PLUS_ONE = "sieve.db.n_plus_one"  # bool, on every span of a detected repetition (the repeated statements)

@@ -21,7 +21,7 @@
 
 SET LOCAL ROLE sieve_owner;
 
--- The result of get_slow_lookup_groups gained the plan columns (issue 16): a changed result type needs a DROP
+-- The result of get_slow_lookup_groups gained the plan columns: a changed result type needs a DROP
 -- first, once; later runs replace the new shape in place (same oid, grants kept).
 DO $$
 DECLARE
