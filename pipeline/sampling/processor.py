@@ -265,7 +265,7 @@ class TailSamplingProcessor(SpanProcessor):
                 decided.append((release.trace_id, verdict.keep, verdict.probability, verdict.reason))
             if not verdict.keep:
                 continue
-            marks = verdict.marks  # -- issue 16: the N+1 detector's marks on the kept copies (Verdict.marks) --
+            marks = verdict.marks  # the N+1 detector's attributes for some of the kept copies (Verdict.marks)
             for span in release.spans:
                 try:
                     downstream.on_end(
