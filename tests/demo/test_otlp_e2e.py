@@ -294,6 +294,17 @@ async def test_counts_rebuilt_from_otlp_alone_match_the_load_through_first_minut
     ok_whole, bound_whole = _within_budget(int(whole["kept"]), budget.traces_per_second, b - a, lag_total)
     ok_settled, bound_settled = _within_budget(int(settled["kept"]), budget.traces_per_second, b - settle, lag_settled)
 
+    # Reported, not asserted (more 3-SE tests, more chances to flake): call_tool counts per window of the run,
+    # against the truth by root end - before the burst, its active part, after it.
+    b0, _ = result.burst
+    for name, (t0, t1) in {"before burst": (0.0, b0), "burst": (a, b), "after burst": (b, math.inf)}.items():
+        inside = [tid for tid, t in truth.traces.items() if t.root == "call_tool" and t0 <= root_end[tid] < t1]
+        e = Estimate(len(inside))
+        for tid in inside:
+            if tid in kept:
+                e.add(kept[tid].probability, threshold_probability(kept[tid].root))
+        lines.append(e.row(f"call_tool, {name} [{t0:.1f}, {t1:.1f}) s"))
+
     boosted = [
         t.probability
         for t in kept.values()
