@@ -113,6 +113,10 @@ class KeptTrace:
     def probability(self) -> float:
         return float(self.root.attributes[names.SPAN_PROBABILITY])
 
+    @property
+    def adjusted_count(self) -> float:
+        return float(self.root.attributes[names.SPAN_ADJUSTED_COUNT])
+
 
 def threshold_probability(span: ReceivedSpan) -> float:
     """1/p as the OpenTelemetry tracestate carries it: ``ot=th:<hex>``."""
@@ -132,9 +136,11 @@ class Estimate:
     estimate_th: float = 0.0
     variance: float = 0.0
 
-    def add(self, p: float, p_th: float) -> None:
+    def add(self, adjusted_count: float, p_th: float) -> None:
+        """One kept trace: its root's ``sieve.sampling.adjusted_count`` and the probability in its ``ot=th``."""
+        p = 1.0 / adjusted_count
         self.kept += 1
-        self.estimate += 1.0 / p
+        self.estimate += adjusted_count
         self.estimate_th += 1.0 / p_th
         self.variance += (1.0 - p) / (p * p)
 
@@ -248,9 +254,8 @@ async def test_counts_rebuilt_from_otlp_alone_match_the_load_through_first_minut
     total = Estimate(sum(load_counts.values()))
     for trace in kept.values():
         root = trace.root
-        p, p_th = float(root.attributes[names.SPAN_PROBABILITY]), threshold_probability(root)
-        classes[(root.name, trace.status)].add(p, p_th)
-        total.add(p, p_th)
+        classes[(root.name, trace.status)].add(trace.adjusted_count, threshold_probability(root))
+        total.add(trace.adjusted_count, threshold_probability(root))
     lines = [e.row(f"{op} {status}") for (op, status), e in sorted(classes.items())] + [total.row("all root ops")]
     for e in [*classes.values(), total]:
         assert e.estimate_th == pytest.approx(e.estimate, rel=1e-9)  # both readings of p agree
@@ -302,7 +307,7 @@ async def test_counts_rebuilt_from_otlp_alone_match_the_load_through_first_minut
         e = Estimate(len(inside))
         for tid in inside:
             if tid in kept:
-                e.add(kept[tid].probability, threshold_probability(kept[tid].root))
+                e.add(kept[tid].adjusted_count, threshold_probability(kept[tid].root))
         lines.append(e.row(f"call_tool, {name} [{t0:.1f}, {t1:.1f}) s"))
 
     boosted = [
