@@ -22,8 +22,11 @@ error burst. From the spans that arrive alone:
 
 The demo's defaults are kept except what makes the burst exercise the boost and the budget within the demo's
 default 30 s: 12 clients (default 6: ~80 turns/s, so the burst's demand, ~60 traces/s, is three times the 20/s
-budget) and an error burst over half the run (default 15 %: ten seconds of traffic after the first quiet gap, so
-the budget has three half-lives to settle). Nothing is timed; the figures are printed (``-s``).
+budget), an error burst over half the run (default 15 %: ten seconds of traffic after the first quiet gap, so the
+budget has three half-lives to settle), and the files of a turn read in one query (``--fix-n-plus-one``: with the
+default per-file loop the N+1 detector's deterministic policy keeps every turn, and no ordinary trace is left to
+the random policies). The sampler's own settings and time scales are the defaults. Nothing is timed; the figures
+are printed (``-s``).
 """
 
 from __future__ import annotations
@@ -184,7 +187,10 @@ async def test_counts_rebuilt_from_otlp_alone_match_the_load_through_first_minut
             environ={},
             database={"dsn": migrated_dsn},
             prometheus={"port": 0},
-            service={"port": 0},
+            # `sieve demo --fix-n-plus-one`: a turn reads its files in one query. With the per-file loop every
+            # turn is an N+1 that a deterministic extension policy keeps (main, since the n_plus_one policy), and
+            # ordinary turns would never meet the baseline, the rare floor or the error boost this test is about.
+            service={"port": 0, "batch_file_lookups": True},
             otlp={"endpoint": receiver.endpoint},
             sink={"spool_dir": str(tmp_path / "spool")},
             demo={
