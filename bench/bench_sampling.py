@@ -14,7 +14,12 @@ with the same harness code:
   worker and publishing at collection time (after), two metric readers as in the demo;
 * ``loop_lag_p99_ms``: p99 lateness of an asyncio timer while the loop produces 4-span traces, with the worker's
   time slices (after) and without them (the worker drains a backlog in one go);
-* ``decision_us_per_trace`` and ``bytes_per_buffered_span`` (tracemalloc).
+* ``decision_us_per_trace`` and ``bytes_per_buffered_span`` (tracemalloc);
+* ``n_plus_one_detector``: decision time per trace with the in-process policy set (extensions on) with and without
+  the ``n_plus_one`` policy, alternated in one run (``added_us`` is the detector's cost per decided trace: the vote,
+  and for a kept N+1 trace its marks), and ``detect_us``, the detector's pure function alone, on demo-shaped turns:
+  ordinary ones (3 database spans: the early exit), ones with 7 lookups of distinct shapes (a full pass that finds
+  nothing) and N+1 ones (6 repeated lookups).
 
 ``python -m bench.bench_sampling [--quick] [--before REF]`` prints the result as JSON.
 """
@@ -173,6 +178,89 @@ def _decision_us_per_trace(traces: int) -> float:
     return (time.process_time() - start) / traces * 1e6
 
 
+def _turns(kind: str, count: int, seed: int) -> list[Any]:
+    """Demo-shaped turns as the buffer holds them (``BufferedSpan``): a ``call_tool`` root, repository operations
+    (fingerprinted), a provider call. ``kind``: ``ordinary`` (3 lookups), ``many`` (7 of distinct shapes),
+    ``n_plus_one`` (the conversation's 6 files read one by one)."""
+    import random
+
+    from pipeline.names import storage as st
+    from pipeline.sampling.record import BufferedSpan
+    from pipeline.sampling.testing import make_span
+
+    rng = random.Random(seed)
+    shapes = {
+        "ordinary": ["get_conversation", "get_messages", "insert_message"],
+        "many": [f"lookup_{i}" for i in range(7)],
+        "n_plus_one": ["get_conversation", "list_conversation_files", *["get_file"] * 6, "insert_message"],
+    }[kind]
+    turns = []
+    for _ in range(count):
+        trace_id, root = rng.getrandbits(128), rng.getrandbits(63)
+        spans, at = [], 1_000_000_000
+        for name in shapes:
+            attributes = {"db.system.name": "postgresql", st.FINGERPRINT: f"{hash(name) & (2**64 - 1):016x}",
+                          st.STATEMENTS: 1, st.EXECUTE_S: 0.0004}  # fmt: skip
+            spans.append(make_span(trace_id, name, parent=root, start_ns=at, duration_ms=0.5, attributes=attributes))
+            at += 600_000
+        spans.append(make_span(trace_id, "provider.stream", parent=root, start_ns=at, duration_ms=2.0))
+        spans.append(make_span(trace_id, "call_tool", span_id=root, start_ns=1_000_000_000, duration_ms=10.0))
+        turns.append((trace_id, [BufferedSpan(s) for s in spans]))
+    return turns
+
+
+def _n_plus_one_detector(traces: int, rounds: int = 5, chunk: int = 250) -> dict[str, Any]:
+    """Decision µs per trace, extended policies with and without ``n_plus_one``: each round decides every trace
+    with both engines, alternating chunk by chunk (which goes first alternates too), so drift in the machine's load
+    hits both sides; medians over rounds. This thread's CPU time (not wall time: the machine is shared, and time
+    spent descheduled is not the detector's). Fresh ``TraceView``s each time (nothing cached); the collector is
+    paused while timing (its pauses would land on whichever side allocated last)."""
+    from pipeline.sampling.defaults import extended_policies
+    from pipeline.sampling.engine import DecisionEngine
+    from pipeline.sampling.nplusone import detect
+    from pipeline.sampling.policies import NPlusOne
+    from pipeline.sampling.trace import TraceView
+
+    with_detector = extended_policies()
+    without = tuple(p for p in with_detector if not isinstance(p, NPlusOne))
+    assert len(without) == len(with_detector) - 1
+    out: dict[str, Any] = {}
+    for kind in ("ordinary", "many", "n_plus_one"):
+        turns = _turns(kind, traces, seed=16)
+        per_round: dict[str, list[float]] = {"without_us": [], "with_us": [], "detect_us": []}
+        for _ in range(rounds):
+            engines = {"without_us": DecisionEngine(without), "with_us": DecisionEngine(with_detector)}
+            spent = dict.fromkeys(per_round, 0.0)
+            gc.collect()
+            gc.disable()
+            try:
+                for c, at in enumerate(range(0, traces, chunk)):
+                    part = turns[at : at + chunk]
+                    order = ("without_us", "with_us") if c % 2 == 0 else ("with_us", "without_us")
+                    for key in order:
+                        engine = engines[key]
+                        views = [TraceView(trace_id, spans) for trace_id, spans in part]
+                        start = time.thread_time()
+                        for i, view in enumerate(views):
+                            engine.decide(view, (at + i) * 0.001)
+                        spent[key] += time.thread_time() - start
+                    # The attributes as the attribute policies have read them before the detector runs.
+                    read = [(view.spans, view.span_attributes) for view in (TraceView(t, s) for t, s in part)]
+                    start = time.thread_time()
+                    for spans, attributes in read:
+                        detect(spans, attributes)
+                    spent["detect_us"] += time.thread_time() - start
+            finally:
+                gc.enable()
+            for key, seconds in spent.items():
+                per_round[key].append(seconds / traces * 1e6)
+        row = {key: round(statistics.median(v), 3) for key, v in per_round.items()}
+        row["added_us"] = round(row["with_us"] - row["without_us"], 3)
+        row["spans"] = len(turns[0][1])
+        out[kind] = row
+    return out
+
+
 def _bytes_per_buffered_span(traces: int) -> float:
     from pipeline.sampling import TailSamplingProcessor, default_config
 
@@ -293,6 +381,7 @@ def run(quick: bool = False, before: str = BEFORE_REF) -> dict[str, Any]:
     }
     result["decision_us_per_trace"] = round(_decision_us_per_trace(2_000 if quick else 10_000), 2)
     result["bytes_per_buffered_span"] = round(_bytes_per_buffered_span(1_000 if quick else 5_000))
+    result["n_plus_one_detector"] = _n_plus_one_detector(2_000 if quick else 10_000)
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     return result
 

@@ -403,11 +403,10 @@ class StorageTelemetry:
         if self._plans is not None and info.read_only and elapsed >= self.slow_threshold_s(op.name):
             context = op.span.get_span_context()
             self._plans.submit(PlanRequest(info, sql, tuple(args), driver, context, op.name))
-        # -- issue 16: the plan in force, also for fast reads (a baseline capture; see collectors/_explain.py) --
+        # -- the plan in force, also for fast reads (a baseline capture; see collectors/_explain.py) --
         elif self._plans is not None and info.read_only and self._plans.wants_baseline(info.fingerprint):
             context = op.span.get_span_context()
             self._plans.submit(PlanRequest(info, sql, tuple(args), driver, context, op.name, baseline=True))
-        # -- end issue 16 --
 
     def _describe(self, op: Operation, error: str) -> dict[str, Any]:
         """The operation span's attributes known only at its end: timings, statement identity, slowness.

@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from pipeline.config import Settings
-from pipeline.exemplars import attach_exemplars  # issue 16
+from pipeline.exemplars import attach_exemplars
 from pipeline.export.postgres import PostgresSink
 from pipeline.export.reader import SharedMetricReader
 from pipeline.export.spans_file import SpansFileExporter, SpansFileSettings
@@ -212,10 +212,9 @@ def build_telemetry(
     )
     telemetry._closers = closers
     if serve_http if serve_http is not None else settings.prometheus.enabled:
-        # -- issue 16: exemplars on /metrics from kept spans only (pipeline/exemplars). Keep when merging: the picker
-        # joins the kept-span chain (`kept`, after the sampler's decision) and /metrics serves `registry` through it.
+        # Exemplars on /metrics from kept spans only (pipeline/exemplars): the picker joins the kept-span chain
+        # (`kept`, after the sampler's decision) and /metrics serves `registry` through it.
         served = attach_exemplars(registry, kept)
-        # -- end issue 16 ------------------------------------------------------------------------------------------
         telemetry.server = TelemetryServer(
             settings.prometheus.host, settings.prometheus.port, served, readiness
         ).start()

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the messages (conversation_id, created_at DESC) index (default: the old schema, without it)",
     )
-    demo.add_argument(  # issue 16
+    demo.add_argument(
         "--fix-n-plus-one",
         action="store_true",
         help="read a conversation's files in one joined query (default: one query per file, the old daemon's N+1)",
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     slow.add_argument("--json", action="store_true", help="machine-readable output (shape: see the README)")
     slow.add_argument("--min-ms", type=float, default=0.0, help="count spans this slow instead of the marked ones")
     slow.add_argument("--limit", type=int, default=20, help="at most this many statement groups (default 20)")
-    # -- issue 16: N+1 thresholds of `sieve slow-lookups`, and `sieve trace` -------------------------------------
+    # -- N+1 thresholds of `sieve slow-lookups`, and `sieve trace` -------------------------------------
     slow.add_argument(
         "--n-plus-one-min-count", type=int, default=5, help="N+1: repetitions under one parent (default 5, Sentry's)"
     )
@@ -59,7 +59,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("trace_id", help="32 hex digits, with or without 0x")
     trace.add_argument("--json", action="store_true", help="machine-readable output (shape: see the README)")
-    # -- end issue 16 ----------------------------------------------------------------------------------------------
 
     from pipeline.grafana import cli as grafana_cli
 
@@ -83,7 +82,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         service: dict[str, Any] = {}
         if args.port is not None:
             service["port"] = args.port
-        if args.fix_n_plus_one:  # issue 16
+        if args.fix_n_plus_one:
             service["batch_file_lookups"] = True
         if service:
             o["service"] = service
@@ -155,7 +154,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if command == "slow-lookups":
         return _slow_lookups(args, settings)
-    if command == "trace":  # issue 16
+    if command == "trace":
         return _trace(args, settings)
     if command == "dashboards":
         from pipeline.grafana import cli as grafana_cli

@@ -39,6 +39,9 @@ def build_report(
                 "error_ratio": round(errors / turns, 3) if turns else 0.0,
                 "burst": any(c["burst"] for c in chunk),
                 "boost": max((c.get("boost", 1.0) for c in chunk), default=1.0),
+                # The most a window raised the keep probability of an ordinary turn and of a MSG_LOOP line.
+                "turn_keep": max((c["turn_keep"] for c in chunk if "turn_keep" in c), default=None, key=_effective),
+                "log_keep": max((c["log_keep"] for c in chunk if "log_keep" in c), default=None, key=_effective),
             }
         )
     report: dict[str, Any] = {
@@ -79,13 +82,15 @@ def render(report: dict[str, Any]) -> str:
         f"traffic     {load['slow_lookup_turns']} turns on long histories, "
         f"{load['traceparent_turns']} turns continued a client traceparent",
         "",
-        "error ratio and the sampler's error boost by window (the burst is marked *):",
+        "error ratio by window (the burst is marked *), and what the error boost and the kept-volume budget made",
+        "of the keep probability of an ordinary call_tool turn and of a MSG_LOOP log line:",
     ]
     for w in load["windows"]:
         bar = "#" * round(w["error_ratio"] * 40)
         mark = "*" if w["burst"] else " "
         lines.append(
-            f"  {w['from_s']:>4}-{w['to_s']:<4}s {mark} errors {w['error_ratio']:>6.1%}  boost x{w['boost']:<5} {bar}"
+            f"  {w['from_s']:>4}-{w['to_s']:<4}s {mark} errors {w['error_ratio']:>6.1%}  "
+            f"turns kept {_rate(w.get('turn_keep')):<16} lines kept {_rate(w.get('log_keep')):<16} {bar}"
         )
     spans = report["spans"]
     lines += ["", f"spans       {spans['total']} seen"]
@@ -141,7 +146,29 @@ def _render_sampling(s: dict[str, Any]) -> list[str]:
     ]
     if s.get("decided_early"):
         lines.append("  decided early (bounds): " + ", ".join(f"{k} {v}" for k, v in s["decided_early"].items()))
+    budget = s.get("budget") or {}
+    if budget.get("traces_per_second"):
+        lines.append(
+            f"  kept-volume budget {budget['traces_per_second']:g} traces/s: errors and slow traces first, then "
+            "boosted keys, then the baseline (thinned with a known probability, counted as policy=budget)"
+        )
     return lines
+
+
+def _effective(pair: tuple[float, float]) -> float:
+    return pair[1]
+
+
+def _rate(pair: Any) -> str:
+    """``(base, effective)`` as "10 % -> 23 %" (or "10 %" when they are equal)."""
+    if not pair:
+        return "-"
+    base, effective = pair
+
+    def pct(p: float) -> str:
+        return f"{p * 100:.3g} %"
+
+    return pct(base) if abs(effective - base) < 1e-9 else f"{pct(base)} -> {pct(effective)}"
 
 
 def _render_logs(logs: dict[str, Any]) -> list[str]:

@@ -177,8 +177,7 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
         file=out,
         flush=True,
     )
-    sampler = telemetry.sampler
-    probe = (lambda: {"boost": round(sampler.error_signal.level(time.monotonic()), 2)}) if sampler else None
+    probe = _rates_probe(telemetry, stack.settings.service_name)
     load = LoadGenerator(stack.service.url, settings, stack.provider, probe=probe)
     progress = asyncio.create_task(_progress(load, stack, settings.demo.duration_s, out))
     try:
@@ -198,6 +197,26 @@ async def run_demo(settings: Settings, *, serve: bool = False, out: TextIO = sys
     finally:
         progress.cancel()
         await stack.close()
+
+
+def _rates_probe(telemetry: Telemetry, service: str) -> Callable[[], dict[str, Any]] | None:
+    """Once a second: the keep probability of an ordinary turn (``call_tool``) and of a ``MSG_LOOP`` line, as
+    the error boost and the budget make them; the report shows them as "10 % -> 23 %" per window."""
+    sampler, logs = telemetry.sampler, telemetry.log_sampler
+    if sampler is None:
+        return None
+
+    def probe() -> dict[str, Any]:
+        out: dict[str, Any] = {"boost": round(sampler.error_signal.level(time.monotonic()), 2)}
+        turn = sampler.effective_rates().get(f"{service}/call_tool")
+        if turn is not None:
+            out["turn_keep"] = (turn["base"], turn["effective"])
+        line = logs.effective_rates().get("MSG_LOOP") if logs is not None else None
+        if line is not None:
+            out["log_keep"] = (line["base"], line["effective"])
+        return out
+
+    return probe
 
 
 def _stop_on_sigterm() -> None:
@@ -233,7 +252,7 @@ def _report(result: LoadResult, stack: DemoStack) -> dict[str, Any]:
         "history_index": settings.demo.with_index,
         "quiet_gaps_s": [list(q) for q in result.quiet],
         "db_connect_delay_s": settings.service.db_connect_delay_s,
-        "file_lookups": "one query" if settings.service.batch_file_lookups else "one per file",  # issue 16
+        "file_lookups": "one query" if settings.service.batch_file_lookups else "one per file",
     }
     if telemetry.sink is not None:
         # This run's window only: an earlier run's spans in the same database are not this run's story.

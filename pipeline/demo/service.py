@@ -272,7 +272,9 @@ class DemoService:
         if conversation is None:
             conversation = await self.store.save_conversation(continuation_id, session_id, prompt[:60])
         history = await self.store.get_conversation_messages(conversation.id, self.settings.history_page_size)
-        await self.store.conversation_files(conversation.id, batched=self.settings.batch_file_lookups)  # issue 16: N+1
+        await self.store.conversation_files(
+            conversation.id, batched=self.settings.batch_file_lookups
+        )  # the N+1 the demo shows (or its fix)
 
         progress = asyncio.create_task(self._progress(connection, request_id))
         chunks: list[str] = []

@@ -213,7 +213,7 @@ class ConversationRepository:
             op.returned(inserted)
         return inserted
 
-    # -- issue 16: the conversation's files, the old daemon's N+1 and its fix ---------------------------------------
+    # -- the conversation's files, the old daemon's N+1 and its fix ---------------------------------------
 
     async def conversation_files(self, conversation_id: uuid.UUID, *, batched: bool = False) -> list[StoredFile]:
         """The files attached to a conversation, in their order.
@@ -258,5 +258,3 @@ class ConversationRepository:
             if r is not None:
                 files.append(StoredFile(r["id"], r["name"], r["mime_type"], r["size_bytes"]))
         return files
-
-    # -- end issue 16 ------------------------------------------------------------------------------------------------

@@ -50,12 +50,14 @@ PLAN_BASELINE = "sieve.db.plan.baseline"  # true: explained although fast, to kn
 # `force-sample` policy, so the plan in force reaches the sink even when the call that carried it was fast.
 FORCE_SAMPLE = "sieve.force_sample"
 
-# N+1 (issue 16): the same statement shape executed N or more times, one after another, under one parent span.
+# N+1: the same statement shape executed N or more times, one after another, under one parent span.
 # The in-process detector (tail sampler, at decision time) marks a kept trace's spans with these; the slow-lookups
 # report finds the same pattern in stored spans without them and says which way it was found.
 N_PLUS_ONE = "sieve.db.n_plus_one"  # bool, on every span of a detected repetition (the repeated statements)
 N_PLUS_ONE_COUNT = "sieve.db.n_plus_one.count"  # int, on those spans: executions under that parent in the trace
-N_PLUS_ONE_FINGERPRINT = "sieve.db.n_plus_one.fingerprint"  # str, on the parent span: the repeated statement shape
+# str, on the span the loop ran under (for a loop inside one operation, that operation): the repeated statement
+# shape, the one with the most executions when several loops ran under it.
+N_PLUS_ONE_FINGERPRINT = "sieve.db.n_plus_one.fingerprint"
 N_PLUS_ONE_POLICY = "n-plus-one"  # sieve.sampling.reason of a trace kept because of it
 
 OPERATION_DURATION = MetricSpec(

@@ -5,16 +5,16 @@ Public entry points (wired by ``pipeline/bootstrap.py``):
 * :func:`build_span_pipeline` - the one span processor the composition root adds: RED span metrics from every
   span (counted off the event loop, published at collection time) and, unless sampling is off, the tail sampler;
 * :class:`TailSamplingProcessor` - what that returns: buffers spans per trace, decides with Collector
-  ``tail_sampling`` policies (plus Sieve's ``error_boost``, ``rare``, ``dynamic``) and the kept-volume budget,
-  forwards kept spans stamped with their exact inclusion probability;
+  ``tail_sampling`` policies (plus Sieve's ``error_boost``, ``rare``, ``dynamic``, ``n_plus_one``) and the
+  kept-volume budget, forwards kept spans stamped with their exact inclusion probability (and the N+1 marks);
 * :class:`SpanMetricsProcessor` - RED metrics as a processor of their own;
 * :func:`load_tail_sampling`, :func:`load_tail_sampling_file`, :func:`default_config`;
 * :class:`ErrorSignal` - the error-rate boost signal, shared with the log sampler.
 
 Layout: ``buffer`` (pure core), ``engine`` + ``combine`` + ``region`` + ``policies/`` (decisions and their exact
-probabilities), ``budget`` + ``rates``, ``counting`` (adjusted counts, ``ot=th``), ``cache``, ``stress``,
-``boost``, ``dynamic``, ``config`` + ``policy_config``, ``metrics``, ``processor`` (thread shell),
-``span_metrics``, ``testing`` + ``simulation`` (fakes and a synthetic workload shipped for tests).
+probabilities), ``nplusone`` (the N+1 detector), ``budget`` + ``rates``, ``counting`` (adjusted counts, ``ot=th``,
+marks), ``cache``, ``stress``, ``boost``, ``dynamic``, ``config`` + ``policy_config``, ``metrics``, ``processor``
+(thread shell), ``span_metrics``, ``testing`` + ``simulation`` (fakes and a synthetic workload shipped for tests).
 """
 
 from __future__ import annotations

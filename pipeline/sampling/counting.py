@@ -117,8 +117,16 @@ class SampledSpan(ReadableSpan):
         return self._dropped_links
 
 
-def stamp(span: SpanData, probability: float, reason: str, *, cached: bool = False) -> ReadableSpan:
-    """A copy of ``span`` carrying its effective keep probability, adjusted count and reason."""
+def stamp(
+    span: SpanData,
+    probability: float,
+    reason: str,
+    *,
+    cached: bool = False,
+    marks: Mapping[int, Mapping[str, AttributeValue]] | None = None,
+) -> ReadableSpan:
+    """A copy of ``span`` carrying its effective keep probability, adjusted count and reason, plus the ``marks``
+    (:attr:`~pipeline.sampling.decision.Verdict.marks`) for its span id, if any."""
     ctx = span.context
     if ctx is None:
         return span if isinstance(span, ReadableSpan) else SampledSpan(span, ctx, span.attributes)  # type: ignore[arg-type]
@@ -136,4 +144,8 @@ def stamp(span: SpanData, probability: float, reason: str, *, cached: bool = Fal
     attributes[names.SPAN_REASON] = reason
     if cached:
         attributes[names.SPAN_CACHED_DECISION] = True
+    if marks:
+        extra = marks.get(ctx.span_id)
+        if extra:
+            attributes.update(extra)
     return SampledSpan(span, new_ctx, attributes)

@@ -11,8 +11,11 @@ Collector's default-salt ``probabilistic`` share one, so their regions nest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+from opentelemetry.util.types import AttributeValue
 
 from pipeline.names.sampling import Outcome
 from pipeline.sampling.region import EMPTY, FULL, Region, below, measure
@@ -85,12 +88,14 @@ class Verdict:
 
     ``probability`` is the probability that the sampler keeps a trace like this one, given what it had seen: the
     one stamped on a kept trace, and for a trace not kept the chance it had (0 when a drop policy matched).
+    ``marks``: extra attributes for some of a kept trace's spans, by span id (the N+1 detector's), or None.
     """
 
     outcome: Outcome
     probability: float
     reason: str  # the deciding policy's name, or a pipeline.names.sampling.Reason
     tier: Tier = Tier.BASELINE
+    marks: Mapping[int, Mapping[str, AttributeValue]] | None = None
 
     @property
     def keep(self) -> bool:

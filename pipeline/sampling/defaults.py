@@ -1,8 +1,11 @@
 """Sieve's default tail sampling configuration, equal to the ``tail_sampling`` block of ``otel-config.yaml``.
 
 Kept in Python (not read from the file at run time) so an installed package needs no repository checkout; a test
-keeps the two equal. ``with_extensions=True`` appends Sieve's own policies (error boost, a rare-operation floor and
-the client-input quota) that the Collector cannot run.
+keeps the two equal. ``with_extensions=True`` adds Sieve's own policies that the Collector cannot run: the N+1
+detector (``n_plus_one``, a deterministic filter, listed with the other filters before the random ``baseline``, so
+the reason stamped on a trace it keeps - the first policy that kept it, in listing order - is ``n-plus-one``
+rather than the 10 % draw that would also have kept it) and, after the baseline, the error boost, a rare-operation
+floor and the client-input quota. Without the extensions the list is the Collector tier's, in its order.
 
 Client input is not an incident: a malformed or unknown message fails its span (``error.type`` from
 ``collectors/websocket.py`` and the demo service), but a client sending garbage must not fill the trace store.
@@ -14,6 +17,7 @@ ignores them. On the Collector tier they fall to the 10 % baseline.
 
 from __future__ import annotations
 
+from pipeline.names.storage import N_PLUS_ONE_POLICY
 from pipeline.names.websocket import ERROR_TYPE
 from pipeline.sampling.config import TailSamplingConfig
 from pipeline.sampling.policies import (
@@ -22,6 +26,7 @@ from pipeline.sampling.policies import (
     Drop,
     ErrorBoost,
     Latency,
+    NPlusOne,
     PolicySpec,
     Probabilistic,
     Rare,
@@ -83,6 +88,13 @@ DEFAULT_POLICIES: tuple[PolicySpec, ...] = (
     Probabilistic(name="baseline", sampling_percentage=BASELINE_PERCENTAGE),
 )
 
+# Deterministic extensions: listed with the filters, before `baseline`.
+FILTER_EXTENSIONS: tuple[PolicySpec, ...] = (
+    # One statement shape 5+ times in a row under one parent span (pipeline/sampling/nplusone.py; Sentry's count).
+    # Its findings also mark the kept trace's spans (sieve.db.n_plus_one), which `sieve slow-lookups` reads.
+    NPlusOne(name=N_PLUS_ONE_POLICY),
+)
+
 EXTENSION_POLICIES: tuple[PolicySpec, ...] = (
     # Same base rate and hash salt as `baseline`, so its keeps nest inside the boosted ones.
     ErrorBoost(
@@ -105,8 +117,8 @@ EXTENSION_POLICIES: tuple[PolicySpec, ...] = (
 
 
 def default_config(*, with_extensions: bool = False) -> TailSamplingConfig:
-    """The default configuration; with Sieve's extension policies appended when ``with_extensions``."""
-    policies = DEFAULT_POLICIES + (EXTENSION_POLICIES if with_extensions else ())
+    """The default configuration; with Sieve's extension policies when ``with_extensions``."""
+    policies = extended_policies() if with_extensions else DEFAULT_POLICIES
     return TailSamplingConfig(
         policies=policies,
         decision_wait_s=10.0,
@@ -116,3 +128,9 @@ def default_config(*, with_extensions: bool = False) -> TailSamplingConfig:
         sampled_cache_size=10_000,
         non_sampled_cache_size=100_000,
     )
+
+
+def extended_policies() -> tuple[PolicySpec, ...]:
+    """The in-process set: the filters, the deterministic extensions, the baseline, the random extensions."""
+    baseline = next(i for i, p in enumerate(DEFAULT_POLICIES) if isinstance(p, Probabilistic))
+    return DEFAULT_POLICIES[:baseline] + FILTER_EXTENSIONS + DEFAULT_POLICIES[baseline:] + EXTENSION_POLICIES

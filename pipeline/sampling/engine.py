@@ -14,7 +14,9 @@ it had seen before. Every vote per policy is counted (``policy_votes``, the Coll
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.util.types import AttributeValue
 
 from pipeline.names.sampling import Outcome, Reason
 from pipeline.sampling.boost import ErrorSignal
@@ -46,6 +48,7 @@ class DecisionEngine:
         self._policies = [p.build(ctx) for p in (*drops, *others)]
         self._has_drop = bool(drops)
         self._observers = list(ctx.observers)
+        self._markers = list(ctx.markers)
         self._first_match = sample_on_first_match
         if ctx.signals:
             self.error_signal = ctx.signals[0]
@@ -142,7 +145,21 @@ class DecisionEngine:
             return Verdict(combined.outcome, probability, combined.reason, tier)
         if scale < 1.0 and independent_uniform(_BUDGET_TAG, trace.trace_id) >= scale:
             return Verdict(Outcome.NOT_SAMPLED, probability, Reason.BUDGET, tier)
-        return Verdict(Outcome.SAMPLED, max(MIN_PROBABILITY, probability), combined.reason, tier)
+        marks = self._marks(trace) if self._markers else None
+        return Verdict(Outcome.SAMPLED, max(MIN_PROBABILITY, probability), combined.reason, tier, marks)
+
+    def _marks(self, trace: TraceView) -> Mapping[int, Mapping[str, AttributeValue]] | None:
+        """What the markers (the N+1 detector) add to a kept trace's spans; a marker that raises adds nothing."""
+        merged: dict[int, dict[str, AttributeValue]] = {}
+        for marker in self._markers:
+            try:
+                found = marker.marks(trace)
+            except Exception:
+                self.policy_errors["marks"] += 1
+                continue
+            for span_id, attributes in found.items():
+                merged.setdefault(span_id, {}).update(attributes)
+        return merged or None
 
     def effective_rates(self, now: float) -> dict[str, dict[str, float]]:
         """Per key ``"service/operation"``: the base keep probability of an ordinary (non-error, fast) trace, the

@@ -265,9 +265,12 @@ class TailSamplingProcessor(SpanProcessor):
                 decided.append((release.trace_id, verdict.keep, verdict.probability, verdict.reason))
             if not verdict.keep:
                 continue
+            marks = verdict.marks  # the N+1 detector's attributes for some of the kept copies (Verdict.marks)
             for span in release.spans:
                 try:
-                    downstream.on_end(stamp(span, verdict.probability, verdict.reason, cached=release.late))
+                    downstream.on_end(
+                        stamp(span, verdict.probability, verdict.reason, cached=release.late, marks=marks)
+                    )
                 except Exception:
                     self._internal_errors += 1
                     self._metrics.internal_error(ErrorSite.DOWNSTREAM)

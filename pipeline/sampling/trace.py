@@ -13,6 +13,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from pipeline.sampling.fnv import fnv1a64
+from pipeline.sampling.nplusone import Repetition, detect
 from pipeline.sampling.record import BufferedSpan, SpanData
 
 SERVICE_NAME = "service.name"
@@ -42,6 +43,7 @@ class TraceView:
         "_hashes",
         "_incident",
         "_key",
+        "_n_plus_one",
         "_resources",
         "_root",
         "_size",
@@ -65,6 +67,7 @@ class TraceView:
         self._resources: tuple[Mapping[str, AttributeValue], ...] | None = None
         self._key: tuple[str, str] | None = None
         self._values: dict[str, list[AttributeValue]] | None = None
+        self._n_plus_one: tuple[tuple[int, int], tuple[Repetition, ...]] | None = None
 
     @property
     def span_count(self) -> int:
@@ -135,6 +138,15 @@ class TraceView:
             found += [a[key] for a in self.span_attributes if key in a]
             values[key] = found
         return found
+
+    def n_plus_one(self, min_count: int, min_total_ns: int = 0) -> tuple[Repetition, ...]:
+        """The trace's N+1 loops (:mod:`pipeline.sampling.nplusone`), found once per trace and thresholds: the
+        ``n_plus_one`` policy votes on them and the engine marks a kept trace's spans with them."""
+        cached = self._n_plus_one
+        if cached is None or cached[0] != (min_count, min_total_ns):
+            found = detect(self.spans, self.span_attributes, min_count=min_count, min_total_ns=min_total_ns)
+            cached = self._n_plus_one = ((min_count, min_total_ns), found)
+        return cached[1]
 
     @property
     def has_error(self) -> bool:

@@ -59,7 +59,7 @@ bumps ``version``)::
                "actual_total_ms" (per loop)}
 
 Refinements over the first sketch: ``time_ms`` (the shares alone hide whether a group matters) and ``pool``
-(a saturation finding names the pool; tools should not parse it from the summary). Version 2 (issue 16): groups
+(a saturation finding names the pool; tools should not parse it from the summary). Version 2: groups
 by fingerprint and plan, ``plan_changes``, ``n_plus_one``.
 """
 

@@ -21,7 +21,7 @@
 
 SET LOCAL ROLE sieve_owner;
 
--- The result of get_slow_lookup_groups gained the plan columns (issue 16): a changed result type needs a DROP
+-- The result of get_slow_lookup_groups gained the plan columns: a changed result type needs a DROP
 -- first, once; later runs replace the new shape in place (same oid, grants kept).
 DO $$
 DECLARE
@@ -282,9 +282,12 @@ $$;
 -- one trace (Sentry's N+1 DB span detector counts 5 repetitions by default). "One after another": the repeated
 -- spans' durations add up to no more than the time from the first one's start to the last one's end, so they did
 -- not overlap. Operation spans and the drivers' statement spans both carry the fingerprint: a loop of repository
--- calls shows as repeated operation spans under the caller's span, a loop inside one repository call as repeated
--- statement spans under the operation's. Spans the tail sampler's detector marked (sieve.db.n_plus_one) are found
--- the same way; `marked` says so. p_marked_only reads only those, through the partial index spans_n_plus_one.
+-- calls shows as repeated operation spans under the caller's span; a loop inside one repository call as repeated
+-- statement spans under the operation's when statement spans are on, else as the operation's own count of it
+-- (sieve.db.repeats, the most times one shape ran in it: the operation is the loop's parent, its fingerprint the
+-- shape, its statements' time the loop's). The tail sampler's detector (pipeline/sampling/nplusone.py) applies the
+-- same rules and marks the spans it found (sieve.db.n_plus_one) in the traces it keeps; `marked` says so.
+-- p_marked_only reads only those, through the partial index spans_n_plus_one.
 CREATE OR REPLACE FUNCTION monitoring.get_n_plus_one_groups(p_from timestamptz, p_to timestamptz,
                                                             p_min_count integer DEFAULT 5,
                                                             p_min_total_ms double precision DEFAULT 0,
@@ -300,31 +303,61 @@ SET work_mem = '64MB'  -- the grouping of a busy hour's statement spans stays in
 AS $$
     WITH candidates AS (
         -- Only what the grouping needs: a busy hour has hundreds of thousands of statement spans.
-        SELECT s.trace_id, s.parent_span_id, s.attributes ->> 'sieve.db.fingerprint' AS fp, s.start_ts,
-               s.duration_ms, s.name, s.attributes ? 'sieve.db.n_plus_one' AS marked
+        SELECT s.trace_id, s.span_id, s.parent_span_id, s.attributes ->> 'sieve.db.fingerprint' AS fp, s.start_ts,
+               s.duration_ms, s.name, s.attributes ? 'sieve.db.n_plus_one' AS marked,
+               (s.attributes ->> 'sieve.db.repeats')::integer AS repeats,
+               (s.attributes ->> 'sieve.db.execute_s')::double precision * 1000 AS execute_ms
           FROM monitoring.spans AS s
          WHERE NOT p_marked_only
            AND s.start_ts >= p_from AND s.start_ts < p_to
            AND s.attributes ? 'sieve.db.fingerprint' AND s.name <> 'EXPLAIN' AND s.parent_span_id IS NOT NULL
         UNION ALL
-        SELECT s.trace_id, s.parent_span_id, s.attributes ->> 'sieve.db.fingerprint', s.start_ts, s.duration_ms,
-               s.name, true
+        SELECT s.trace_id, s.span_id, s.parent_span_id, s.attributes ->> 'sieve.db.fingerprint', s.start_ts,
+               s.duration_ms, s.name, true, (s.attributes ->> 'sieve.db.repeats')::integer,
+               (s.attributes ->> 'sieve.db.execute_s')::double precision * 1000
           FROM monitoring.spans AS s
          WHERE p_marked_only
            AND s.attributes ? 'sieve.db.n_plus_one'                 -- spans_n_plus_one
            AND s.start_ts >= p_from AND s.start_ts < p_to
            AND s.attributes ? 'sieve.db.fingerprint' AND s.parent_span_id IS NOT NULL
     ),
-    reps AS (
+    by_parent AS MATERIALIZED (
+        -- One pass: the sibling loops, and in the same groups the operations that looped inside themselves (a few
+        -- rows; kept as arrays so the candidates are read once).
         SELECT c.trace_id, c.parent_span_id, c.fp, count(*) AS n, sum(c.duration_ms) AS total_ms,
-               min(c.start_ts) AS first_ts, max(c.name) AS operation, bool_or(c.marked) AS marked
+               min(c.start_ts) AS first_ts, max(c.name) AS operation, bool_or(c.marked) AS marked,
+               count(*) >= greatest(p_min_count, 2)
+                   AND sum(c.duration_ms) >= p_min_total_ms
+                   -- sequential: no two of them overlapped (0.01 ms per span of rounding allowed)
+                   AND sum(c.duration_ms) <= extract(epoch FROM max(c.start_ts
+                                                                    + make_interval(secs => c.duration_ms / 1000))
+                                                               - min(c.start_ts)) * 1000 + 0.01 * count(*)
+                   AS is_loop,
+               array_agg(c.span_id) FILTER (WHERE c.repeats >= greatest(p_min_count, 2)) AS inner_ids,
+               array_agg(c.repeats) FILTER (WHERE c.repeats >= greatest(p_min_count, 2)) AS inner_n,
+               array_agg(coalesce(c.execute_ms, c.duration_ms))
+                   FILTER (WHERE c.repeats >= greatest(p_min_count, 2)) AS inner_ms,
+               array_agg(c.start_ts) FILTER (WHERE c.repeats >= greatest(p_min_count, 2)) AS inner_ts,
+               array_agg(c.marked) FILTER (WHERE c.repeats >= greatest(p_min_count, 2)) AS inner_marked
           FROM candidates AS c
          GROUP BY c.trace_id, c.parent_span_id, c.fp
-        HAVING count(*) >= greatest(p_min_count, 2)
-           AND sum(c.duration_ms) >= p_min_total_ms
-           -- sequential: no two of them overlapped (0.01 ms per span of rounding allowed)
-           AND sum(c.duration_ms) <= extract(epoch FROM max(c.start_ts + make_interval(secs => c.duration_ms / 1000))
-                                                       - min(c.start_ts)) * 1000 + 0.01 * count(*)
+        HAVING count(*) >= greatest(p_min_count, 2) OR bool_or(c.repeats >= greatest(p_min_count, 2))
+    ),
+    reps AS (
+        SELECT g.trace_id, g.parent_span_id, g.fp, g.n, g.total_ms, g.first_ts, g.operation, g.marked
+          FROM by_parent AS g
+         WHERE g.is_loop
+        UNION ALL
+        -- Loops inside one operation: the operation is their parent; no operation name (the statements are no
+        -- spans). Not when its statements are spans of their own under it: the loop above counts them.
+        SELECT g.trace_id, i.span_id, g.fp, i.n, i.ms, i.ts, NULL, i.marked
+          FROM by_parent AS g
+         CROSS JOIN LATERAL unnest(g.inner_ids, g.inner_n, g.inner_ms, g.inner_ts, g.inner_marked)
+                    AS i(span_id, n, ms, ts, marked)
+         WHERE g.inner_ids IS NOT NULL AND i.ms >= p_min_total_ms
+           AND NOT EXISTS (SELECT 1 FROM by_parent AS x
+                            WHERE x.is_loop AND x.trace_id = g.trace_id AND x.parent_span_id = i.span_id
+                              AND x.fp = g.fp)
     ),
     named AS (
         SELECT r.*, coalesce(p.name, '(parent not kept)') AS parent_name

@@ -57,6 +57,13 @@ async def test_the_demo_runs_to_its_report(migrated_dsn: str, tmp_path: Path) ->
     lines = (tmp_path / "spans.jsonl").read_text().splitlines()
     assert len(lines) == sampling["spans_kept"]
     assert all(w["boost"] >= 1 for w in load["windows"])
+    # Windows show the keep probability of a MSG_LOOP line (and of an ordinary turn, once one was decided: here
+    # every turn reads a long history, so each is a slow lookup kept for that reason) as the boost made them.
+    log_keeps = [w["log_keep"] for w in load["windows"] if w["log_keep"]]
+    assert log_keeps and all(0 < base <= effective <= 1 for base, effective in log_keeps)
+    turns = [w["turn_keep"] for w in load["windows"] if w["turn_keep"]]
+    assert all(0 < effective <= 1 for _base, effective in turns)
+    assert "turns kept" in render(report) and "lines kept" in render(report)
     assert json.loads(lines[0])["context"]["trace_id"].startswith("0x")
     assert "sieve demo: service ws://127.0.0.1:" in out.getvalue()
     # Every error-level log line was kept; sampled categories dropped most of their lines.

@@ -257,7 +257,13 @@ def test_missing_block_and_unreadable_file(tmp_path: Path) -> None:
 def test_default_config_with_extensions() -> None:
     plain = default_config()
     extended = default_config(with_extensions=True)
-    assert extended.policies[: len(plain.policies)] == plain.policies
-    assert {type(p).TYPE for p in extended.policies[len(plain.policies) :]} == {"error_boost", "rare", "and"}
+    # Without the extensions, the extended list is the Collector tier's, in its order.
+    assert tuple(p for p in extended.policies if p in plain.policies) == plain.policies
+    extensions = [p for p in extended.policies if p not in plain.policies]
+    assert {type(p).TYPE for p in extensions} == {"n_plus_one", "error_boost", "rare", "and"}
+    # The deterministic extension sits with the filters, before the random baseline (the reason it stamps is its
+    # own); the random ones come after it.
+    at = [p.name for p in extended.policies].index
+    assert at("slow-lookups") < at("n-plus-one") < at("baseline") < at("error-boost")
     assert isinstance(plain, TailSamplingConfig)
     assert any(isinstance(p, Probabilistic) for p in plain.policies)

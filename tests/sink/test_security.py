@@ -20,7 +20,6 @@ READS = (
     "monitoring.get_recent_points('m', 5, 10)",
     "monitoring.get_trace('0123456789abcdef0123456789abcdef')",
     "monitoring.get_slow_lookup_groups(now() - interval '1 hour', now())",
-    # issue 16
     "monitoring.get_plan_epochs(now() - interval '1 hour', now())",
     "monitoring.get_plan_changes(now() - interval '1 hour', now())",
     "monitoring.get_n_plus_one_groups(now() - interval '1 hour', now())",

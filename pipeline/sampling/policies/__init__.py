@@ -8,7 +8,7 @@ runs. ``UPSTREAM_TYPES`` and ``EXTENSION_TYPES`` map the configuration's ``type:
 
 from __future__ import annotations
 
-from .base import BuildContext, Observer, Policy, PolicySpec
+from .base import BuildContext, Marker, Observer, Policy, PolicySpec
 from .combinators import And, Composite, Drop, Not, RateAllocation
 from .filters import (
     AlwaysSample,
@@ -24,6 +24,7 @@ from .filters import (
 )
 from .hashing import DEFAULT_HASH_SALT, Probabilistic, fnv1a64
 from .limiting import BytesLimiting, RateLimiting
+from .nplusone import NPlusOne
 from .sieve import Dynamic, ErrorBoost, Rare
 
 UPSTREAM_TYPES: dict[str, type[PolicySpec]] = {
@@ -48,7 +49,7 @@ UPSTREAM_TYPES: dict[str, type[PolicySpec]] = {
         OttlCondition,
     )
 }
-EXTENSION_TYPES: dict[str, type[PolicySpec]] = {cls.TYPE: cls for cls in (ErrorBoost, Rare, Dynamic)}
+EXTENSION_TYPES: dict[str, type[PolicySpec]] = {cls.TYPE: cls for cls in (ErrorBoost, Rare, Dynamic, NPlusOne)}
 ALL_TYPES: dict[str, type[PolicySpec]] = {**UPSTREAM_TYPES, **EXTENSION_TYPES}
 
 __all__ = [
@@ -66,6 +67,8 @@ __all__ = [
     "Dynamic",
     "ErrorBoost",
     "Latency",
+    "Marker",
+    "NPlusOne",
     "Not",
     "NumericAttribute",
     "Observer",

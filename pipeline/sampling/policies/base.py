@@ -8,8 +8,11 @@ processors never share a token bucket.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from opentelemetry.util.types import AttributeValue
 
 from pipeline.errors import ConfigError
 from pipeline.sampling.decision import Decision
@@ -34,12 +37,21 @@ class Observer(Protocol):
     def observe(self, trace: TraceView, now: float) -> None: ...
 
 
+class Marker(Protocol):
+    """Adds attributes to some spans of a kept trace (e.g. the N+1 detector's marks), whichever policy kept it."""
+
+    def marks(self, trace: TraceView) -> Mapping[int, Mapping[str, AttributeValue]]:
+        """Extra attributes by span id; empty when there is nothing to mark."""
+        ...
+
+
 @dataclass
 class BuildContext:
     """Collects what evaluators share with the engine while a policy tree is built."""
 
     observers: list[Observer] = field(default_factory=list)
     signals: list[ErrorSignal] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
