@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+import psycopg
+
 
 class StatementHook(Protocol):
     def __call__(
@@ -79,7 +81,9 @@ def _params(params: Any) -> Sequence[Any]:
 
 
 class PsycopgCursor:
-    def __init__(self, cur: Any, conn: Any, hook: StatementHook) -> None:
+    """A psycopg AsyncCursor whose ``execute``/``executemany`` are observed."""
+
+    def __init__(self, cur: psycopg.AsyncCursor[Any], conn: psycopg.AsyncConnection[Any], hook: StatementHook) -> None:
         self._cur = cur
         self._conn = conn
         self._hook = hook
@@ -112,7 +116,7 @@ class PsycopgCursor:
 class PsycopgConnection:
     """A psycopg AsyncConnection whose ``execute`` and cursors' ``execute``/``executemany`` are observed."""
 
-    def __init__(self, conn: Any, hook: StatementHook) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], hook: StatementHook) -> None:
         self._conn = conn
         self._hook = hook
 

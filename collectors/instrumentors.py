@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+# The module opens with a file-level "# type: ignore": mypy sees none of its names (BaseInstrumentor is Any).
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from collectors.storage import StorageTelemetry, instrument_drivers, uninstrument_drivers
@@ -56,7 +57,7 @@ class WebSocketsInstrumentor(BaseInstrumentor):
             )
             return original(ws.auto_handler(handler), *args, **options)
 
-        serve.__wrapped__ = original  # type: ignore[attr-defined]
+        serve.__wrapped__ = original  # type: ignore[attr-defined]  # a function takes attributes; mypy says no
         server.serve = serve  # unix_serve() calls serve() through the module, so it is covered too
 
     def _uninstrument(self, **kwargs: Any) -> None:

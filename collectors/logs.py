@@ -227,6 +227,7 @@ class LogBridge:
             context = get_current_span().get_span_context()
             trace_id, span_id = context.trace_id, context.span_id
         else:
+            # loguru's Record is a TypedDict whose "file" is loguru's own class: the override writes a RecordFile.
             trace_id, span_id = apply_override(record, override)  # type: ignore[arg-type]
         if stamp is None:
             stamp = self._sampler.observe(record["level"].no)

@@ -33,10 +33,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.trace import TracerProvider
 from websockets.asyncio.server import ServerConnection
@@ -46,6 +48,10 @@ from websockets.http11 import Request, Response
 from collectors._envelope import EnvelopeMode
 from collectors._ws_connections import ConnectionTracker, close_code
 from collectors._ws_messages import Message, MessageTracer
+
+# serve()'s own hook types (websockets.asyncio.server.serve): sync or async, a Response to answer instead.
+ProcessRequest = Callable[[ServerConnection, Request], Awaitable[Response | None] | Response | None]
+ProcessResponse = Callable[[ServerConnection, Request, Response], Awaitable[Response | None] | Response | None]
 
 __all__ = ["InstrumentedConnection", "Message", "WebSocketInstrumentation", "close_code"]
 
@@ -101,8 +107,8 @@ class WebSocketInstrumentation:
 
     def serve_kwargs(
         self,
-        process_request: Callable[..., Any] | None = None,
-        process_response: Callable[..., Any] | None = None,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
     ) -> dict[str, Any]:
         """Keyword arguments for ``serve()``, chaining the application's own hooks after Sieve's."""
 
@@ -114,10 +120,10 @@ class WebSocketInstrumentation:
             return await result if isinstance(result, Awaitable) else result
 
         async def response_hook(connection: ServerConnection, request: Request, response: Response) -> Response | None:
-            result: Any = None
+            result: Response | None = None
             if process_response is not None:
-                result = process_response(connection, request, response)
-                result = await result if isinstance(result, Awaitable) else result
+                returned = process_response(connection, request, response)
+                result = await returned if isinstance(returned, Awaitable) else returned
             self.process_response(connection, request, result or response)
             return result
 
@@ -245,11 +251,13 @@ def _end_auto(instr: WebSocketInstrumentation, connection: Any, exc: BaseExcepti
 
 
 def _connection_class(instr: WebSocketInstrumentation, base: type[ServerConnection]) -> type[ServerConnection]:
+    # base is a class known only at run time (the application's create_connection, or ServerConnection): mypy
+    # cannot take a variable as a base class.
     class SieveServerConnection(base):  # type: ignore[valid-type,misc]
         """A connection whose messages are spans (see ``WebSocketInstrumentation.connection_class``)."""
 
         _sieve_current: Message | None = None
-        _sieve_token: object | None = None
+        _sieve_token: Token[Context] | None = None
 
         async def recv(self, decode: bool | None = None) -> str | bytes:
             _end_auto(instr, self, None)
@@ -292,7 +300,7 @@ class InstrumentedConnection:
         self._instr = instrumentation
         self.connection = connection
         self._current: Message | None = None
-        self._token: object | None = None
+        self._token: Token[Context] | None = None
 
     @property
     def current(self) -> Message | None:
@@ -328,7 +336,7 @@ class InstrumentedConnection:
         """End the current message's span (the handler moved on, returned or failed)."""
         if self._token is not None:
             with suppress(Exception):
-                otel_context.detach(self._token)  # type: ignore[arg-type]
+                otel_context.detach(self._token)
             self._token = None
         if self._current is not None:
             msg, self._current = self._current, None

@@ -21,6 +21,7 @@ import signal
 import threading
 from typing import Any
 
+# The module opens with a file-level "# type: ignore": mypy sees none of its names (BaseDistro is Any).
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk._configuration import _BaseConfigurator
 

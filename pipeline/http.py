@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
@@ -19,8 +20,6 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from pipeline.config import env_names
 from pipeline.errors import ListenError
 from pipeline.health import Readiness
-
-StartResponse = Callable[..., Any]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -30,7 +29,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 class TelemetryServer:
     def __init__(self, host: str, port: int, registry: CollectorRegistry, readiness: Readiness) -> None:
-        self._metrics_app = make_wsgi_app(registry)
+        self._metrics_app: WSGIApplication = make_wsgi_app(registry)
         self._readiness = readiness
         try:
             self._server = make_server(host, port, self._app, ThreadingWSGIServer, handler_class=_QuietHandler)
@@ -59,7 +58,7 @@ class TelemetryServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             return self._metrics_app(environ, start_response)

@@ -9,16 +9,24 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from pipeline.names import storage as db
 
 _RESERVOIR = 5000
+
+
+def _seconds(attributes: Mapping[str, AttributeValue], key: str) -> float:
+    """A duration the storage collector stamped on an operation's span (0 when absent)."""
+    value = attributes.get(key, 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 @dataclass
@@ -61,9 +69,9 @@ class SpanStats(SpanProcessor):
                     j = self._rng.randrange(t.count)
                     if j < _RESERVOIR:
                         t.durations_s[j] = duration
-                t.pool_wait_s += float(attrs.get(db.POOL_WAIT_S, 0.0))  # type: ignore[arg-type]
-                t.connect_s += float(attrs.get(db.CONNECT_S, 0.0))  # type: ignore[arg-type]
-                t.execute_s += float(attrs.get(db.EXECUTE_S, 0.0))  # type: ignore[arg-type]
+                t.pool_wait_s += _seconds(attrs, db.POOL_WAIT_S)
+                t.connect_s += _seconds(attrs, db.CONNECT_S)
+                t.execute_s += _seconds(attrs, db.EXECUTE_S)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -114,7 +114,8 @@ class RotatingFile:
 
 def span_line(span: ReadableSpan) -> str:
     """One span as one line of JSON (the SDK's own encoding, as the console exporter writes it)."""
-    return span.to_json(indent=None) + "\n"
+    line: str = span.to_json(indent=None)  # the SDK leaves to_json's return unannotated
+    return line + "\n"
 
 
 class SpansFileExporter(SpanExporter):

@@ -19,13 +19,13 @@ marks), ``cache``, ``stress``, ``boost``, ``dynamic``, ``config`` + ``policy_con
 
 from __future__ import annotations
 
+from pipeline.durations import parse_duration
 from pipeline.sampling.boost import ErrorSignal, ErrorSignalSettings
 from pipeline.sampling.config import (
     StressRelief,
     TailSamplingConfig,
     load_tail_sampling,
     load_tail_sampling_file,
-    parse_duration,
 )
 from pipeline.sampling.defaults import default_config
 from pipeline.sampling.processor import TailSamplingProcessor, build_span_pipeline

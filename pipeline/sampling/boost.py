@@ -56,7 +56,7 @@ class ErrorSignal:
         dt = now - state.last
         if envelope == 1.0 or dt <= 0.0:
             return envelope
-        return 1.0 + (envelope - 1.0) * 0.5 ** (dt / self.settings.half_life_s)
+        return 1.0 + (envelope - 1.0) * math.pow(0.5, dt / self.settings.half_life_s)
 
     def observe(self, key: Key, error: bool, now: float) -> None:
         """Record one finished trace of ``key``."""
@@ -73,7 +73,7 @@ class ErrorSignal:
             dt = now - state.last
             envelope = self._decayed_envelope(state, now)
             if dt > 0.0:  # a worker cycle decides many traces at one instant: decay once
-                decay = 0.5 ** (dt / s.window_s)
+                decay = math.pow(0.5, dt / s.window_s)
                 state.total *= decay
                 state.errors *= decay
                 state.last = now

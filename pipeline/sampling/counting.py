@@ -85,7 +85,9 @@ def with_probability(trace_state: TraceState, probability: float) -> TraceState:
 class SampledSpan(ReadableSpan):
     """A kept span's copy: same data, new context and attributes, original dropped counts."""
 
-    def __init__(self, original: SpanData, context: SpanContext, attributes: Mapping[str, AttributeValue]):
+    def __init__(
+        self, original: SpanData, context: SpanContext | None, attributes: Mapping[str, AttributeValue] | None
+    ) -> None:
         super().__init__(
             name=original.name,
             context=context,
@@ -129,7 +131,7 @@ def stamp(
     (:attr:`~pipeline.sampling.decision.Verdict.marks`) for its span id, if any."""
     ctx = span.context
     if ctx is None:
-        return span if isinstance(span, ReadableSpan) else SampledSpan(span, ctx, span.attributes)  # type: ignore[arg-type]
+        return span if isinstance(span, ReadableSpan) else SampledSpan(span, ctx, span.attributes)
     p = probability * upstream_probability(ctx.trace_state)
     new_ctx = SpanContext(
         trace_id=ctx.trace_id,

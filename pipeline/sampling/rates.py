@@ -30,7 +30,7 @@ class DecayedRate:
         if last is None:
             self._last = self._first = now
         elif now > last:
-            self._sum *= 0.5 ** ((now - last) / self._half_life)
+            self._sum *= math.pow(0.5, (now - last) / self._half_life)
             self._last = now
 
     def add(self, amount: float, now: float) -> None:
@@ -48,7 +48,7 @@ class DecayedRate:
         full = self._half_life / _LN2
         if self._seeded or self._first is None:
             return full
-        return full * (1.0 - 0.5 ** ((now - self._first) / self._half_life))
+        return full * (1.0 - math.pow(0.5, (now - self._first) / self._half_life))
 
     def rate(self, now: float, *, min_span_s: float = 0.0) -> float:
         """Amount per second; ``min_span_s`` keeps a very young estimator from dividing by almost nothing."""

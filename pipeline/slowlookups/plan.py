@@ -97,9 +97,8 @@ def plan_root(plan: Mapping[str, Any] | list[Any]) -> Mapping[str, Any]:
     """The "Plan" node, from either the whole EXPLAIN output (``[{"Plan": ...}]``) or the node itself."""
     if isinstance(plan, list):
         plan = plan[0] if plan else {}
-    if isinstance(plan, Mapping) and isinstance(plan.get("Plan"), Mapping):
-        return plan["Plan"]
-    return plan
+    node = plan.get("Plan") if isinstance(plan, Mapping) else None
+    return node if isinstance(node, Mapping) else plan
 
 
 def is_analyzed(plan: Mapping[str, Any] | list[Any]) -> bool:

@@ -56,9 +56,8 @@ def _plan_node(plan: Any) -> dict[str, Any] | None:
     # EXPLAIN (FORMAT JSON) returns a one-element array of {"Plan": {...}, ...}.
     if isinstance(plan, list) and plan and isinstance(plan[0], dict):
         plan = plan[0]
-    if isinstance(plan, dict) and isinstance(plan.get("Plan"), dict):
-        return plan["Plan"]
-    return None
+    node = plan.get("Plan") if isinstance(plan, dict) else None
+    return node if isinstance(node, dict) else None
 
 
 def _group(row: dict[str, Any]) -> LookupGroup:

@@ -120,9 +120,12 @@ class SinkSettings:
 
 
 def _check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    if ok and maximum is not None:
-        ok = value <= maximum  # type: ignore[operator]
+    ok = (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= minimum
+        and (maximum is None or value <= maximum)
+    )
     if not ok:
         accepted = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
         raise ConfigError(f"sink.{name}", value, accepted)

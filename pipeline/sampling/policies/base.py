@@ -63,6 +63,7 @@ class PolicySpec:
 
     def build(self, ctx: BuildContext) -> Policy:
         """Return the evaluator; stateless specs are their own evaluator."""
+        # A stateless spec's class defines evaluate() and so is a Policy; this base class has none to show mypy.
         return self  # type: ignore[return-value]
 
     @property
