@@ -15,6 +15,8 @@ import psycopg
 
 
 class StatementHook(Protocol):
+    """Observes one statement call: times it and names its shape (``StorageTelemetry`` provides it)."""
+
     def __call__(
         self, sql: str, args: Sequence[Any], *, driver: str, pyformat: bool
     ) -> AbstractAsyncContextManager[Callable[[int | None], None]]:

@@ -67,6 +67,8 @@ class ExplainOptions:
 
 @dataclass(frozen=True)
 class PlanRequest:
+    """A slow read's statement and parameters, queued for a plan."""
+
     info: StatementInfo
     sql: str  # as the driver got it ($n for asyncpg, %s for psycopg)
     args: Sequence[Any]
@@ -104,6 +106,8 @@ def scrub_plan(node: Any) -> Any:
 
 
 class PlanCapturer:
+    """Captures plans of slow reads on a task of its own, rate-limited and cached per fingerprint."""
+
     def __init__(self, options: ExplainOptions, tracer: trace.Tracer, requests: Any) -> None:
         self.options = options
         self._tracer = tracer

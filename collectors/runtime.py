@@ -19,6 +19,8 @@ from pipeline.names import runtime as n
 
 
 class LoopMonitor:
+    """Measures how late the event loop runs a timer, and counts its tasks."""
+
     def __init__(self, meter_provider: MeterProvider | None = None, *, interval_s: float = 0.25) -> None:
         meter = get_meter("sieve.collectors.runtime", meter_provider=meter_provider)
         self._lag = metering.histogram(meter, n.LOOP_LAG)

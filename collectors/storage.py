@@ -153,6 +153,9 @@ def _size(info: _PoolInfo | None) -> int | None:
 
 
 class StorageTelemetry:
+    """The storage collector: one span and duration per repository operation, pool timings, statement fingerprints and
+    plans of slow reads."""
+
     def __init__(
         self,
         tracer_provider: TracerProvider | None = None,
@@ -277,6 +280,8 @@ class StorageTelemetry:
         telemetry = self
 
         class TimedAsyncConnection(psycopg.AsyncConnection):
+            """A psycopg connection whose set-up is timed as the pool's connection create time."""
+
             @classmethod
             async def connect(cls, *args: Any, **kwargs: Any) -> Any:
                 async with telemetry._connecting(pool_name):

@@ -15,6 +15,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ComponentState:
+    """One component's answer to a readiness check, with details for ``/readyz``."""
+
     ready: bool
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -23,6 +25,8 @@ Check = Callable[[], ComponentState]
 
 
 class Readiness:
+    """The named readiness checks ``/readyz`` asks; ready when every one is."""
+
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
         self._lock = threading.Lock()

@@ -28,6 +28,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class TelemetryServer:
+    """The loopback HTTP server of ``/metrics``, ``/healthz`` and ``/readyz``, on its own threads."""
+
     def __init__(self, host: str, port: int, registry: CollectorRegistry, readiness: Readiness) -> None:
         self._metrics_app: WSGIApplication = make_wsgi_app(registry)
         self._readiness = readiness

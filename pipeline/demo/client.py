@@ -14,6 +14,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 @dataclass
 class TurnResult:
+    """What one ``call_tool`` turn came back with: its outcome, latency and the frames received."""
+
     request_id: str
     ok: bool
     latency_s: float
@@ -23,6 +25,8 @@ class TurnResult:
 
 
 class DemoClient:
+    """One WebSocket client of the demo protocol: hello, turns and their streamed replies."""
+
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
         self.session_id: str | None = None

@@ -29,6 +29,8 @@ _PROMPTS = [
 
 @dataclass
 class LoadResult:
+    """What a load run did: turns, errors and latencies, plus a per-second timeline for the report."""
+
     started_at: float
     duration_s: float = 0.0
     turns: int = 0
@@ -60,6 +62,8 @@ def quiet_windows(duration_s: float, idle_lifetime_s: float) -> list[tuple[float
 
 
 class LoadGenerator:
+    """Runs the demo's clients against the service for a while, with the error burst and the quiet spells."""
+
     def __init__(
         self,
         url: str,

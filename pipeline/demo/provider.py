@@ -22,6 +22,8 @@ class ProviderError(Exception):
 
 
 class Provider:
+    """The simulated model provider a turn calls: its own CLIENT span, latency, chunks and failures."""
+
     def __init__(
         self,
         settings: ProviderSettings,

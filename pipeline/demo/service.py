@@ -60,6 +60,8 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 
 
 class DemoService:
+    """The demo's WebSocket server: sessions, turns through the repository and the provider, and their logs."""
+
     def __init__(
         self,
         settings: ServiceSettings,

@@ -39,6 +39,8 @@ class _OpTimes:
 
 
 class SpanStats(SpanProcessor):
+    """Counts every ended span by name and status, and sums storage operations' time per phase, for the report."""
+
     def __init__(self, rng: random.Random | None = None) -> None:
         self._lock = threading.Lock()
         self._rng = rng or random.Random(0)

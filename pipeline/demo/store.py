@@ -27,12 +27,16 @@ from pipeline.config import ServiceSettings
 
 @dataclass(frozen=True)
 class Conversation:
+    """A conversation row: its id and the continuation id clients know it by."""
+
     id: uuid.UUID
     continuation_id: str
 
 
 @dataclass(frozen=True)
 class StoredMessage:
+    """A message of a conversation's history, as read back."""
+
     role: str
     content: str
     created_at: datetime
@@ -40,6 +44,8 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class StoredFile:
+    """A file attached to a conversation, as listed (metadata only)."""
+
     id: uuid.UUID
     name: str
     mime_type: str
@@ -48,6 +54,8 @@ class StoredFile:
 
 @dataclass(frozen=True)
 class NewMessage:
+    """A message to save; its idempotency key makes a retried write a no-op."""
+
     role: str
     content: str
     metadata: dict[str, Any]
@@ -80,6 +88,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 class ConversationRepository:
+    """The demo's repository of conversations, messages and files: reads through asyncpg, writes through psycopg, every
+    call a storage operation within a deadline."""
+
     def __init__(
         self,
         reads: asyncpg.Pool,

@@ -25,6 +25,8 @@ from pipeline.names import DURATION_BUCKETS_S
 
 
 class ExemplarCollector(Collector):
+    """Yields the reader's registry again, with the store's exemplars set on the samples that may carry one."""
+
     def __init__(
         self,
         source: CollectorRegistry,

@@ -25,6 +25,8 @@ def bucket_of(value: float, bounds: Sequence[float]) -> int:
 
 
 class ExemplarPicker(SpanProcessor):
+    """Offers every kept span to the exemplar store for each series it is an example of."""
+
     def __init__(
         self,
         store: ExemplarStore,

@@ -32,6 +32,8 @@ Labels = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Source:
+    """One metric that carries exemplars, and how a kept span maps to one of its series."""
+
     spec: MetricSpec
     labels: Callable[[ReadableSpan], Labels | None]  # the series' label values (spec.labels order), or None
 

@@ -23,6 +23,8 @@ DEFAULT_MAX_SERIES = 2000
 
 
 class Candidate(NamedTuple):  # a tuple: built for every kept span, so cheap to make
+    """A kept span offered as an exemplar: its ids, value and end time, and whether it failed."""
+
     trace_id: int  # formatted (32 hex digits) only when exposed
     span_id: int
     value: float  # seconds for a duration, 1 for a counter increment
@@ -42,6 +44,8 @@ class _Slot:
 
 
 class ExemplarStore:
+    """The best candidate per series and bucket until the next scrape, for a bounded number of series."""
+
     def __init__(self, max_series: int = DEFAULT_MAX_SERIES) -> None:
         self._max_series = max(1, max_series)
         self._series: OrderedDict[SeriesKey, dict[Bucket, _Slot]] = OrderedDict()

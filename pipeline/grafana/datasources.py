@@ -37,6 +37,8 @@ class PostgresSettings:
 
 @dataclass(frozen=True)
 class DataSourceSettings:
+    """Where the data sources point: Prometheus, and optionally the sink's Postgres and a Jaeger."""
+
     prometheus_url: str
     postgres: PostgresSettings | None = None
     jaeger_url: str | None = None

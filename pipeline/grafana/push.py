@@ -61,6 +61,8 @@ class GrafanaRequestError(PushError):
 
 
 class FolderApi(Protocol):
+    """What the publisher needs of ``GrafanaApi.folder``."""
+
     def get_folder(self, uid: str) -> Any: ...
     def create_folder(self, title: str, uid: str | None = None, parent_uid: str | None = None) -> Any: ...
     def update_folder(
@@ -69,6 +71,8 @@ class FolderApi(Protocol):
 
 
 class DatasourceApi(Protocol):
+    """What the publisher needs of ``GrafanaApi.datasource``."""
+
     def get_datasource_by_uid(self, datasource_uid: str) -> Any: ...
     def create_datasource(self, datasource: dict[str, Any]) -> Any: ...
     def update_datasource_by_uid(self, datasource_uid: str, datasource: dict[str, Any]) -> Any: ...
@@ -76,6 +80,8 @@ class DatasourceApi(Protocol):
 
 
 class DashboardApi(Protocol):
+    """What the publisher needs of ``GrafanaApi.dashboard``."""
+
     def update_dashboard(self, dashboard: dict[str, Any]) -> Any: ...
 
 

@@ -24,6 +24,9 @@ Key = tuple[str, str]
 
 @dataclass(frozen=True)
 class ErrorSignalSettings:
+    """How the error signal reacts: the error rate it takes as normal, how far and how fast it boosts, and for how many
+    keys."""
+
     baseline_error_rate: float = 0.01
     max_boost: float = 10.0
     half_life_s: float = 60.0

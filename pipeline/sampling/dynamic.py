@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DynamicSettings:
+    """The dynamic sampler's goal throughput, and how it adjusts, ages out keys and reacts to bursts."""
+
     goal_throughput_per_sec: float = 10.0
     adjustment_interval_s: float = 15.0
     weight: float = 0.5

@@ -41,6 +41,8 @@ DEFAULT_MIX: dict[str, float] = {
 
 @dataclass(frozen=True)
 class Workload:
+    """A synthetic workload: how many traces, at what rate, how many errors and slow ones, and an error burst."""
+
     traces: int = 120_000
     traces_per_second: float = 100.0
     error_rate: float = 0.005

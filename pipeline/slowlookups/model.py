@@ -18,6 +18,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class LookupGroup:
+    """The slow calls of one statement shape in one repository operation, with their timings split by phase."""
+
     fingerprint: str  # pg_query fingerprint of the statement (16 hex digits): literals and parameters ignored
     operation: str  # repository operation that ran it, e.g. "get_conversation_messages"
     statement: str  # the statement with literals replaced by $n placeholders (never parameter values)

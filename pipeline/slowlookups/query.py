@@ -28,6 +28,8 @@ N_PLUS_ONE_SCAN_WINDOW = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class NPlusOneOptions:
+    """Which N+1 groups the report shows: the least repeats and total time, and how many."""
+
     min_count: int = N_PLUS_ONE_MIN_COUNT
     min_total_ms: float = N_PLUS_ONE_MIN_TOTAL_MS
     limit: int = 20

@@ -81,6 +81,8 @@ class TraceSpan:
 
 @dataclass(frozen=True)
 class TraceEvent:
+    """An application event that names the trace, from the sink's events table."""
+
     ts: datetime
     type: str
     data: Mapping[str, Any]
@@ -89,6 +91,8 @@ class TraceEvent:
 
 @dataclass(frozen=True)
 class TraceView:
+    """One trace read back from the sink: its spans as a tree, its events, and what is missing."""
+
     trace_id: str
     spans: tuple[TraceSpan, ...]  # depth first, children in start order
     events: tuple[TraceEvent, ...] = ()

@@ -30,6 +30,9 @@ _PARAM = re.compile(r"\$(\d+)")
 
 @dataclass(frozen=True)
 class StatementInfo:
+    """What Sieve knows of a statement's text: its fingerprint, normalised text, summary and whether it may be
+    explained."""
+
     fingerprint: str  # 16 hex digits
     normalised: str  # literals replaced by $n, comments dropped, whitespace collapsed
     summary: str  # "SELECT public.messages": operation and tables, low cardinality (semconv db.query.summary)

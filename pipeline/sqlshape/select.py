@@ -63,6 +63,8 @@ class TableUse:
 
 @dataclass(frozen=True)
 class SelectShape:
+    """The tables, filters and sort of a read-only SELECT, as slow-lookup diagnosis needs them."""
+
     tables: tuple[TableUse, ...]
     order_by: tuple[SortColumn, ...]  # only when every ORDER BY item is a column; else ()
     unresolved_equality: tuple[str, ...] = ()  # unqualified columns of a multi-table FROM

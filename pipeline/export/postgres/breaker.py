@@ -21,6 +21,8 @@ from enum import StrEnum
 
 
 class BreakerState(StrEnum):
+    """The breaker's state, as exported (``sieve.sink.breaker.state``) and shown in ``stats()``."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class Prober:
+    """Runs at most one probe of the database at a time, on its own thread, and reports its result."""
+
     def __init__(self, ping: Callable[[], None], on_result: Callable[[BaseException | None], None]) -> None:
         self._ping = ping
         self._on_result = on_result

@@ -15,6 +15,8 @@ Row = dict[str, Any]
 
 
 class RowQueue:
+    """Rows waiting for the writer, per signal, bounded in rows; the writer takes them in batches."""
+
     def __init__(self, capacity_rows: int, batch_size: int, signals: Sequence[str]) -> None:
         self.capacity_rows = capacity_rows
         self.batch_size = batch_size

@@ -78,6 +78,8 @@ def is_clean(obj: Any) -> bool:
 
 @dataclass
 class Repaired:
+    """A batch made encodable: its rows, how many were rebuilt, and which could not be."""
+
     rows: list[dict[str, Any]]
     repaired: int = 0  # rows rebuilt by clean_value
     unencodable: list[int] = field(default_factory=list)  # indexes of rows that could not be made clean

@@ -31,6 +31,8 @@ _SEGMENT = re.compile(r"^seg-(\d{12})\.jsonl$")
 
 @dataclass(frozen=True)
 class SpooledBatch:
+    """One batch read back from the spool, and where it sits (segment, position) so it can be acknowledged."""
+
     segment: int
     index: int  # position of the batch within its segment
     signal: str
@@ -38,6 +40,8 @@ class SpooledBatch:
 
 
 class Spool:
+    """The sink's on-disk spool: appends batches within a byte budget and replays them oldest first."""
+
     def __init__(self, directory: Path, budget_bytes: int, segment_bytes: int, fsync: bool = False) -> None:
         self.directory = directory
         self.budget_bytes = budget_bytes

@@ -21,6 +21,8 @@ _SCOPE = "sieve.export.postgres"
 
 
 class SinkTelemetry:
+    """The sink's counters and gauges: every row enqueued, written, skipped, spooled or dropped, by signal."""
+
     def __init__(self, meter_provider: MeterProvider | None) -> None:
         meter = (meter_provider or NoOpMeterProvider()).get_meter(_SCOPE)
         self._meter = meter

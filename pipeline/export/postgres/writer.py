@@ -41,6 +41,8 @@ Rows = list[dict[str, Any]]
 
 
 class Writer:
+    """The sink's worker: batches from the queue to the database, or to the spool while it cannot write, and replay."""
+
     def __init__(
         self,
         store: SinkDatabaseProtocol,

@@ -21,6 +21,8 @@ Stamp = tuple[float, str]  # (probability, reason) of a kept record
 
 
 class Decisions(Protocol):
+    """The traces decided so far, as a gate reads them without the sampler's lock."""
+
     def get(self, trace_id: int) -> tuple[bool, float] | None: ...
 
 

@@ -148,6 +148,8 @@ class Not(PolicySpec):
 
 @dataclass(frozen=True)
 class RateAllocation:
+    """A composite policy's share of its throughput for one sub-policy, in percent."""
+
     policy: str
     percent: int
 

@@ -29,6 +29,8 @@ _TRACESTATE_ENTRY_LIMIT = 256
 
 @dataclass(frozen=True)
 class AlwaysSample(PolicySpec):
+    """Samples every trace."""
+
     TYPE = "always_sample"
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
@@ -58,6 +60,8 @@ class Latency(PolicySpec):
 
 @dataclass(frozen=True)
 class StatusCodeFilter(PolicySpec):
+    """Samples a trace that has a span with one of ``status_codes`` (OK, ERROR, UNSET)."""
+
     TYPE = "status_code"
     status_codes: tuple[str, ...] = ()
     _codes: tuple[StatusCode, ...] = field(init=False, compare=False, repr=False)
@@ -206,6 +210,9 @@ class NumericAttribute(PolicySpec):
 
 @dataclass(frozen=True)
 class BooleanAttribute(PolicySpec):
+    """Samples a trace whose resource or a span has the boolean attribute ``key`` equal to ``value`` (``invert_match``:
+    when none has)."""
+
     TYPE = "boolean_attribute"
     key: str = ""
     value: bool = False
