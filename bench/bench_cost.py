@@ -148,6 +148,7 @@ def one_round(
             capture_output=True,
             text=True,
             timeout=idle_s + warmup_s + duration_s + START_TIMEOUT_S,
+            check=False,  # a failure is reported below with the load generator's stderr
         )
         if load.returncode != 0:
             raise RuntimeError(f"bench cost: load generator for {label} failed:\n{load.stderr[-3000:]}")

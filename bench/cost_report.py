@@ -116,8 +116,10 @@ def render(summary: Mapping[str, Any]) -> list[str]:
     """The three-way table: medians per variant, then the ratios per round and their median."""
     median = summary["median"]
     lines = [
-        f"{'variant (median of rounds)':28} {'CPU us/turn':>12} {'on loop':>8} {'turns/s':>9} {'p50 ms':>8}"
-        f" {'p99 ms':>8} {'PG us/turn':>11} {'server cores':>13} {'idle ms/s':>10}",
+        (
+            f"{'variant (median of rounds)':28} {'CPU us/turn':>12} {'on loop':>8} {'turns/s':>9} {'p50 ms':>8}"
+            f" {'p99 ms':>8} {'PG us/turn':>11} {'server cores':>13} {'idle ms/s':>10}"
+        ),
     ]
     for v in VARIANTS:
         if v not in median:

@@ -54,7 +54,9 @@ def _attribute(value: Any) -> AnyValue:
 class OtelSink:
     """``logger.add(OtelSink(provider, redactor), format="{message}")``: one OTel log record per loguru record."""
 
-    def __init__(self, logger_provider: LoggerProvider, redactor: Redactor, scope: str = "sieve.collectors.logs"):
+    def __init__(
+        self, logger_provider: LoggerProvider, redactor: Redactor, scope: str = "sieve.collectors.logs"
+    ) -> None:
         self._provider = logger_provider
         self._redactor = redactor
         self._scope = scope

@@ -222,6 +222,7 @@ class MessageTracer:
             self.internal_error("send")
 
     def internal_error(self, where: str) -> None:
-        log.debug("websocket instrumentation failed in %s", where, exc_info=True)
+        # Called from except blocks only: exc_info is the exception being handled there.
+        log.debug("websocket instrumentation failed in %s", where, exc_info=True)  # noqa: LOG014
         with suppress(Exception):
             self.errors.add(1, {n.ERROR_TYPE: "instrumentation"})

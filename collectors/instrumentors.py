@@ -41,7 +41,7 @@ class WebSocketsInstrumentor(BaseInstrumentor):
         return ("websockets >= 14",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        import websockets.asyncio.server as server
+        from websockets.asyncio import server
 
         ws: WebSocketInstrumentation = (
             kwargs.get("instrumentation")
@@ -61,7 +61,7 @@ class WebSocketsInstrumentor(BaseInstrumentor):
         server.serve = serve  # unix_serve() calls serve() through the module, so it is covered too
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import websockets.asyncio.server as server
+        from websockets.asyncio import server
 
         original = getattr(server.serve, "__wrapped__", None)
         if original is not None:

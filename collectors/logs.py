@@ -232,7 +232,7 @@ class LogBridge:
         if stamp is None:
             stamp = self._sampler.observe(record["level"].no)
         extra = record["extra"]
-        self._redactor.extra(extra)
+        self._redactor.extra(extra)  # noqa: S610 - the redactor's method, not Django's QuerySet.extra
         extra[n.TRACE_ID_EXTRA] = f"{trace_id:032x}" if trace_id else ""
         extra[n.SPAN_ID_EXTRA] = f"{span_id:016x}" if span_id else ""
         extra[n.CATEGORY] = category

@@ -466,7 +466,7 @@ class StorageTelemetry:
         for name, info in list(self._pools.items()):
             try:
                 idle, used = info.sizes()
-            except Exception:  # a closed pool: report nothing rather than break the scrape
+            except Exception:  # noqa: S112 - a closed pool: report nothing rather than break the scrape
                 continue
             out.append(Observation(idle, {n.POOL_NAME: name, n.CONNECTION_STATE: "idle"}))
             out.append(Observation(used, {n.POOL_NAME: name, n.CONNECTION_STATE: "used"}))

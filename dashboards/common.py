@@ -52,11 +52,11 @@ def selector(spec: MetricSpec, suffix: str = "", where: dict[str, str] | None = 
     """``name{job=~"$job", instance=~"$instance", <attribute>="<value>"...}``; a value starting with ``!`` negates,
     ``!~`` is a negated regular expression."""
     matchers = [TARGET_MATCHERS]
-    for attribute, value in (where or {}).items():
-        if value.startswith("!~"):
-            op, value = "!~", value[2:]
+    for attribute, condition in (where or {}).items():
+        if condition.startswith("!~"):
+            op, value = "!~", condition[2:]
         else:
-            op, value = ("!=", value[1:]) if value.startswith("!") else ("=", value)
+            op, value = ("!=", condition[1:]) if condition.startswith("!") else ("=", condition)
         matchers.append(f'{_label(spec, attribute)}{op}"{value}"')
     return f"{spec.prometheus_name}{suffix}{{{', '.join(matchers)}}}"
 

@@ -158,9 +158,12 @@ def _tree_problems(tree: pp.Expr, catalogue: Catalogue) -> list[str]:
         if name not in catalogue:
             problems.append(f"unknown metric {name!r}{catalogue.suggestion(name)}")
             continue
-        for matcher in list(selector.matchers.matchers) + [m for ms in selector.matchers.or_matchers for m in ms]:
-            if matcher.name != "__name__" and not catalogue.has_label(name, matcher.name):
-                problems.append(f"{name} has no label {matcher.name!r} (has {catalogue.describe_labels(name)})")
+        matchers = list(selector.matchers.matchers) + [m for ms in selector.matchers.or_matchers for m in ms]
+        problems.extend(
+            f"{name} has no label {matcher.name!r} (has {catalogue.describe_labels(name)})"
+            for matcher in matchers
+            if matcher.name != "__name__" and not catalogue.has_label(name, matcher.name)
+        )
 
     def visit(node: pp.Expr) -> None:
         if isinstance(node, pp.AggregateExpr) and node.modifier is not None:

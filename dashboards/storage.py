@@ -122,8 +122,10 @@ def _time_split() -> list[PanelBuilder]:
             unit(st.CONNECTION_WAIT),
             [
                 (
-                    f"sum by ({st.CONNECTION_WAIT.prometheus_label(st.POOL_NAME)}) "
-                    f"(rate({selector(spec, '_sum')}[$__rate_interval]))",
+                    (
+                        f"sum by ({st.CONNECTION_WAIT.prometheus_label(st.POOL_NAME)}) "
+                        f"(rate({selector(spec, '_sum')}[$__rate_interval]))"
+                    ),
                     legend((spec, st.POOL_NAME), prefix=f"{name} "),
                 )
                 for name, spec in phases

@@ -137,7 +137,7 @@ def redact_dsn(dsn: str) -> str:
     except psycopg.Error:
         return "<unparseable DSN>"
     if info.get("password"):
-        info["password"] = "***"
+        info["password"] = "***"  # noqa: S105 - the mask that replaces a password, not one
     return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
 
 

@@ -125,7 +125,7 @@ def test_a_failing_repeatable_file_rolls_back_and_runs_again_next_time(fresh_dsn
 
 
 @pytest.mark.parametrize(
-    "relative, message",
+    ("relative", "message"),
     [
         ("0001_loose.sql", r"0001_loose\.sql: SQL files live in migrations/ .* or functions/"),
         ("migrations/create_things.sql", r"migrations/create_things\.sql: .* NNNN_lower_snake\.sql"),

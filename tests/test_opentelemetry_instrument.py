@@ -7,6 +7,7 @@ WebSocket client on loopback and a real Postgres; what it exports is read back f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -97,6 +98,13 @@ def instrumented_app(fresh_dsn: str, tmp_path: Path) -> Iterator[tuple[subproces
         proc.wait(timeout=10)
 
 
+def _get(url: str) -> bytes:
+    """One GET from the instrumented app's HTTP server (run off the test's event loop)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+        return body
+
+
 async def test_an_app_that_knows_nothing_of_sieve_runs_the_pipeline(
     instrumented_app: tuple[subprocess.Popen[str], str, str, Path],
 ) -> None:
@@ -105,19 +113,18 @@ async def test_an_app_that_knows_nothing_of_sieve_runs_the_pipeline(
         for i in range(30):
             await ws.send(f"hello {i}")
             assert json.loads(await ws.recv())["echo"] == f"hello {i}"
-    with pytest.raises(ConnectionClosedError):  # the handler's bug closes the connection with 1011
+    # The handler's bug closes the connection with 1011: connect, send, receive is the one statement under test.
+    with pytest.raises(ConnectionClosedError):  # noqa: PT012
         async with connect(url) as ws:
             await ws.send("fail")
             await ws.recv()
 
-    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=10) as response:
-        exposition = response.read().decode()
+    exposition = (await asyncio.to_thread(_get, f"{metrics_url}/metrics")).decode()
     received = "websocket_server_messages_received_total"
     assert _sample(exposition, received, error_type="", websocket_message_op="message") == 30
     assert _sample(exposition, received, error_type="RuntimeError", websocket_message_op="message") == 1
     assert _sample(exposition, "sieve_span_duration_seconds_count", span_name="websocket.message") == 31
-    with urllib.request.urlopen(f"{metrics_url}/readyz", timeout=10) as response:
-        assert json.load(response)["status"] == "ready"
+    assert json.loads(await asyncio.to_thread(_get, f"{metrics_url}/readyz"))["status"] == "ready"
 
     proc.send_signal(signal.SIGTERM)  # as `docker stop` does: the pipeline flushes what it holds
     assert proc.wait(timeout=30) in (0, 1, -signal.SIGTERM, 128 + signal.SIGTERM, 130)

@@ -62,7 +62,7 @@ async def _run(dsn: str, owners: range) -> None:
 
 
 async def test_before_and_after_an_index_are_two_groups_in_one_report_with_the_change(dsn: str) -> None:
-    await _run(dsn, range(0, 6))  # the old schema: scan and sort
+    await _run(dsn, range(6))  # the old schema: scan and sort
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(INDEX)
         conn.execute("ANALYZE public.notes")

@@ -14,7 +14,7 @@ async def test_a_blocking_call_shows_up_as_loop_lag() -> None:
     reader = InMemoryMetricReader()
     monitor = LoopMonitor(MeterProvider(metric_readers=[reader]), interval_s=0.02).start()
     await asyncio.sleep(0.05)
-    time.sleep(0.2)  # what a synchronous SDK call inside async code does to every connection
+    time.sleep(0.2)  # noqa: ASYNC251 - what a synchronous SDK call inside async code does to every connection
     await asyncio.sleep(0.05)
     await monitor.stop()
     assert monitor.max_lag_s >= 0.15

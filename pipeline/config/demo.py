@@ -14,7 +14,7 @@ class ServiceSettings(Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8079, ge=0, le=65535)
-    token: str = "sieve-demo-token"
+    token: str = "sieve-demo-token"  # noqa: S105 - the demo's documented default, guarding a loopback demo
     hello_timeout_s: float = Field(15.0, gt=0)
     max_message_bytes: int = Field(1 << 20, ge=1024)
     history_page_size: int = Field(5, ge=1, le=1000)

@@ -47,7 +47,7 @@ class Section(BaseModel):
 
 
 # "logs.sampling.default_rate: 2 is not accepted; expected a rate in 0..1": the shape owned dataclasses raise.
-_OWNED_ERROR = re.compile(r"^(?P<setting>[\w.]+): (?P<value>.*) is not accepted; expected (?P<accepted>.*)$", re.S)
+_OWNED_ERROR = re.compile(r"^(?P<setting>[\w.]+): (?P<value>.*) is not accepted; expected (?P<accepted>.*)$", re.DOTALL)
 
 
 def accepted_text(message: str) -> str:

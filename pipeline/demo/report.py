@@ -76,11 +76,15 @@ def render(report: dict[str, Any]) -> str:
         "",
         "Sieve demo report",
         "=================",
-        f"turns       {load['turns']} in {load['duration_s']} s ({load['turns_per_s']}/s), ok {load['ok']}, "
-        f"errors {sum(load['errors'].values())} {load['errors'] or ''}",
+        (
+            f"turns       {load['turns']} in {load['duration_s']} s ({load['turns_per_s']}/s), ok {load['ok']}, "
+            f"errors {sum(load['errors'].values())} {load['errors'] or ''}"
+        ),
         f"latency     p50 {lat['p50']} ms   p95 {lat['p95']} ms   p99 {lat['p99']} ms",
-        f"traffic     {load['slow_lookup_turns']} turns on long histories, "
-        f"{load['traceparent_turns']} turns continued a client traceparent",
+        (
+            f"traffic     {load['slow_lookup_turns']} turns on long histories, "
+            f"{load['traceparent_turns']} turns continued a client traceparent"
+        ),
         "",
         "error ratio by window (the burst is marked *), and what the error boost and the kept-volume budget made",
         "of the keep probability of an ordinary call_tool turn and of a MSG_LOOP log line:",

@@ -54,8 +54,7 @@ class ExemplarCollector(Collector):
                 exemplar = self._exemplar(sample)
                 if exemplar is not None:
                     attached += 1
-                    sample = sample._replace(exemplar=exemplar)
-                out.samples.append(sample)
+                out.samples.append(sample if exemplar is None else sample._replace(exemplar=exemplar))
             yield out
         self.attached = attached
 

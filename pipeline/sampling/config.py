@@ -124,7 +124,7 @@ def _stress(raw: object) -> StressRelief:
     unknown = set(raw) - {"mode", "activation_level", "deactivation_level", "sampling_percentage",
                           "minimum_activation_duration"}  # fmt: skip
     if unknown:
-        raise ConfigError(f"tail_sampling.stress_relief.{sorted(unknown)[0]}", "?", "a known stress_relief key")
+        raise ConfigError(f"tail_sampling.stress_relief.{min(unknown)}", "?", "a known stress_relief key")
     mode = raw.get("mode", base.mode)
     if mode not in ("monitor", "never", "always"):
         raise ConfigError("tail_sampling.stress_relief.mode", mode, "one of monitor, never, always")
@@ -183,9 +183,11 @@ def load_tail_sampling(mapping: Mapping[str, Any]) -> TailSamplingConfig:
             "tail_sampling.block_on_overflow: ignored; in-process sampling never blocks the application "
             "(the oldest trace is decided early instead, counted as decided_early{bound=num_traces})"
         )
-    for key in ("num_shards", "tail_storage"):
-        if key in mapping:
-            warnings.append(f"tail_sampling.{key}: ignored in-process (one worker thread, spans held in memory)")
+    warnings.extend(
+        f"tail_sampling.{key}: ignored in-process (one worker thread, spans held in memory)"
+        for key in ("num_shards", "tail_storage")
+        if key in mapping
+    )
     strategy = mapping.get("sampling_strategy", TRACE_COMPLETE)
     if strategy not in (TRACE_COMPLETE, SPAN_INGEST):
         raise ConfigError("tail_sampling.sampling_strategy", strategy, f"{TRACE_COMPLETE} or {SPAN_INGEST}")

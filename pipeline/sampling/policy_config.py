@@ -58,7 +58,7 @@ def _fields(cls: type[PolicySpec], block: Mapping[str, Any], setting: str) -> di
     by_key: dict[str, dataclasses.Field[Any]] = {}
     for f in dataclasses.fields(cls):
         if f.init and f.name != "name":
-            by_key[f.name[:-2] if f.name.endswith("_s") else f.name] = f
+            by_key[f.name.removesuffix("_s")] = f
     unknown = sorted(set(block) - set(by_key))
     if unknown:
         raise ConfigError(f"{setting}.{unknown[0]}", block[unknown[0]], f"one of {sorted(by_key)}")

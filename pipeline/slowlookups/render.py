@@ -313,10 +313,14 @@ def _group_lines(d: DiagnosedGroup, report: Report, shown: set[tuple[str, str]])
     out = [
         f"{g.operation or '(no operation)'}  fingerprint {g.fingerprint}{plan}",
         f"  {_cut(g.statement, _STATEMENT_CHARS)}",
-        f"  {g.calls} slow call{'s' if g.calls != 1 else ''}  p50 {_ms(g.p50_ms)}  p95 {_ms(g.p95_ms)}  "
-        f"max {_ms(g.max_ms)}",
-        f"  time: pool wait {s['pool_wait']:.0%}  connect {s['connect']:.0%}  execute {s['execute']:.0%}"
-        f"  ({g.connects} new connection{'s' if g.connects != 1 else ''}, {g.idle_connects} after idle)",
+        (
+            f"  {g.calls} slow call{'s' if g.calls != 1 else ''}  p50 {_ms(g.p50_ms)}  p95 {_ms(g.p95_ms)}  "
+            f"max {_ms(g.max_ms)}"
+        ),
+        (
+            f"  time: pool wait {s['pool_wait']:.0%}  connect {s['connect']:.0%}  execute {s['execute']:.0%}"
+            f"  ({g.connects} new connection{'s' if g.connects != 1 else ''}, {g.idle_connects} after idle)"
+        ),
     ]
     if change is not None and (g.fingerprint, change.to_plan_hash) not in shown:
         shown.add((g.fingerprint, change.to_plan_hash))

@@ -207,11 +207,15 @@ def render_text(view: TraceView) -> str:
     services = ", ".join(sorted({s.service for s in view.spans if s.service})) or "-"
     n = len(view.spans)
     lines = [
-        f"trace {view.trace_id}  {services}  {view.start.isoformat(timespec='milliseconds')}  "
-        f"{_ms(view.duration_ms)}  {n} span{'s' if n != 1 else ''}{kept}",
+        (
+            f"trace {view.trace_id}  {services}  {view.start.isoformat(timespec='milliseconds')}  "
+            f"{_ms(view.duration_ms)}  {n} span{'s' if n != 1 else ''}{kept}"
+        ),
         "",
-        f"{'offset':>9} {'duration':>9}  {'span':<{_NAME_WIDTH}} "
-        f"{'0':<{_BAR_WIDTH // 2 + 1}}{_ms(view.duration_ms):>{_BAR_WIDTH // 2 + 1}}",
+        (
+            f"{'offset':>9} {'duration':>9}  {'span':<{_NAME_WIDTH}} "
+            f"{'0':<{_BAR_WIDTH // 2 + 1}}{_ms(view.duration_ms):>{_BAR_WIDTH // 2 + 1}}"
+        ),
     ]
     for span in view.spans:
         indent = "  " * span.depth

@@ -101,7 +101,7 @@ def _normalise(sql: str) -> str:
 
 def _verb(stmt: object, normalised: str) -> str:
     name = type(stmt).__name__
-    if name.endswith("Stmt") and name not in ("RawStmt",):
+    if name.endswith("Stmt") and name != "RawStmt":
         return {"Select": "SELECT", "Insert": "INSERT", "Update": "UPDATE", "Delete": "DELETE", "Merge": "MERGE"}.get(
             name[:-4], name[:-4].upper()
         )

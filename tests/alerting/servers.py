@@ -104,7 +104,7 @@ def prometheus(tmp_path: Path, config: dict[str, Any], *flags: str) -> Iterator[
 def alertmanager_binary() -> str:
     """Debian installs it as ``prometheus-alertmanager``; upstream calls it ``alertmanager``."""
     found = shutil.which("alertmanager")
-    return found if found else require_tool("prometheus-alertmanager")
+    return found or require_tool("prometheus-alertmanager")
 
 
 @contextlib.contextmanager

@@ -46,7 +46,7 @@ def test_parse_stat_counts_fields_after_the_last_parenthesis() -> None:
 
 @pytest.mark.parametrize("text", ["", "garbage", "12 no-parens S 1 2 3"])
 def test_parse_stat_rejects_what_is_not_a_stat_line(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a /proc/<pid>/stat line"):
         parse_stat(text)
 
 
@@ -93,11 +93,13 @@ def test_tree_cpu_follows_a_child_while_it_lives_and_after_it_is_reaped() -> Non
         [
             sys.executable,
             "-c",
-            "import os, sys\n"
-            "end = os.times().user + 0.3\n"
-            "while os.times().user < end: pass\n"
-            "print('burned', flush=True)\n"
-            "sys.stdin.read()\n",
+            (
+                "import os, sys\n"
+                "end = os.times().user + 0.3\n"
+                "while os.times().user < end: pass\n"
+                "print('burned', flush=True)\n"
+                "sys.stdin.read()\n"
+            ),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -44,7 +44,8 @@ async def test_server_variant_serves_and_exports(variant: str, migrated_dsn: str
     base = overrides(migrated_dsn, tmp_path)
     settings = load_settings(environ={}, **base)
     seed(migrated_dsn, settings.demo)
-    server = subprocess.Popen(
+    # Popen returns at once; the test then blocks on the server's pipes, which run in a process of their own.
+    server = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "bench.cost_server", "--variant", variant, "--settings", json.dumps(base)],
         cwd=REPO,
         stdin=subprocess.PIPE,

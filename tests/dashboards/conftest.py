@@ -23,8 +23,10 @@ def targets(committed: list[resources.DashboardFile]) -> list[Target]:
     found: list[Target] = []
     for board in committed:
         for panel in board.model.get("panels", []):
-            for target in panel.get("targets", []):
-                found.append((f"{board.uid}/{panel.get('title')}/{target.get('refId')}", panel, target))
+            found.extend(
+                (f"{board.uid}/{panel.get('title')}/{target.get('refId')}", panel, target)
+                for target in panel.get("targets", [])
+            )
     return found
 
 

@@ -43,7 +43,7 @@ def test_substitution(grafana, expected):
 
 
 def test_unsubstituted_variables_do_not_parse():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unexpected character"):
         pp.parse("rate(x[$__rate_interval])")
 
 
@@ -57,7 +57,7 @@ def test_metric_names_walks_every_selector():
 
 
 def test_metric_names_raises_on_invalid_promql():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="parenthesis"):
         metric_names("sum(rate(x[5m])")
 
 
@@ -84,8 +84,10 @@ def test_good_expressions_have_no_problems():
         ("red", f"sum by (span_name) (rate({CALLS}[$__rate_interval]))"),
         (
             "p95",
-            "histogram_quantile(0.95, sum by (le, span_name) "
-            '(rate(sieve_span_duration_seconds_bucket{job=~"$job"}[5m])))',
+            (
+                "histogram_quantile(0.95, sum by (le, span_name) "
+                '(rate(sieve_span_duration_seconds_bucket{job=~"$job"}[5m])))'
+            ),
         ),
         ("prometheus", 'up{job="sieve"} == 0 or absent(up{job="sieve"}) or scrape_duration_seconds > 1'),
         ("alerts", 'ALERTS{alertname="SieveDown", alertstate="firing", severity="page"}'),

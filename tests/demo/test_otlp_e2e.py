@@ -324,12 +324,16 @@ async def test_counts_rebuilt_from_otlp_alone_match_the_load_through_first_minut
     base = BASELINE_PERCENTAGE / 100
 
     lines += [
-        f"budget {budget.traces_per_second:g}/s, half-life {budget.half_life_s:g} s; burst {result.burst}, "
-        f"quiet {result.quiet}, clients active in the burst [{a:.1f}, {b:.1f}) s, peak offered {demand_max}/s",
+        (
+            f"budget {budget.traces_per_second:g}/s, half-life {budget.half_life_s:g} s; burst {result.burst}, "
+            f"quiet {result.quiet}, clients active in the burst [{a:.1f}, {b:.1f}) s, peak offered {demand_max}/s"
+        ),
         f"whole burst:   {whole} <= {bound_whole:.0f} kept ({bound_whole / (b - a):.1f}/s)",
         f"settled burst: {settled} <= {bound_settled:.0f} kept ({bound_settled / (b - settle):.1f}/s)",
-        f"boosted keeps: {len(boosted)}, max p {max(boosted, default=0):.3f} (base {base:g}); "
-        f"error traces kept {len(error_traces)} whole; other kept traces partial: {partial_others}",
+        (
+            f"boosted keeps: {len(boosted)}, max p {max(boosted, default=0):.3f} (base {base:g}); "
+            f"error traces kept {len(error_traces)} whole; other kept traces partial: {partial_others}"
+        ),
         f"sampler: kept_by_policy {stats['kept_by_policy']}, dropped {stats['dropped_by_reason']}",
         f"receiver: requests {dict(got.requests)}, encodings {dict(got.encodings)}",
     ]

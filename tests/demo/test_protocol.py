@@ -191,7 +191,7 @@ async def test_list_tools_ping_and_cancel(demo: Running) -> None:
 async def test_close_codes_for_a_bad_first_message(demo: Running, first: str, code: int) -> None:
     async with connect(demo.url) as ws:
         await ws.send(first)
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ConnectionClosed):  # noqa: PT012 - reading until the server closes is what is tested
             while True:
                 await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == code

@@ -69,9 +69,9 @@ def test_flush_empties() -> None:
 
 
 def test_invalid_bounds_are_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_records and max_per_trace must be >= 0"):
         PendingLogs(max_records=-1, max_per_trace=1, max_wait_s=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_wait_s > 0"):
         PendingLogs(max_records=1, max_per_trace=1, max_wait_s=0)
 
 

@@ -23,12 +23,12 @@ def test_a_very_long_outage_does_not_overflow() -> None:
     assert Backoff(base_s=0.1, max_s=30.0).delay_s(10_000, 0.99) <= 30.0
 
 
-@pytest.mark.parametrize("attempt, draw", [(0, 0.5), (1, -0.1), (1, 1.5)])
+@pytest.mark.parametrize(("attempt", "draw"), [(0, 0.5), (1, -0.1), (1, 1.5)])
 def test_rejects_out_of_range_inputs(attempt: int, draw: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"attempt is 1-based|draw must be in"):
         Backoff(0.1, 1.0).delay_s(attempt, draw)
 
 
 def test_rejects_an_inverted_range() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid backoff"):
         Backoff(base_s=2.0, max_s=1.0)

@@ -88,7 +88,7 @@ def test_snapshot_counts_openings() -> None:
 
 @pytest.mark.parametrize("args", [(0, 1.0, 1.0), (1, 0.0, 1.0), (1, 2.0, 1.0)])
 def test_rejects_invalid_thresholds(args: tuple[int, float, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid breaker thresholds"):
         CircuitBreaker(*args, clock=lambda: 0.0)
 
 

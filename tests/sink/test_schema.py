@@ -64,7 +64,7 @@ def test_a_retried_batch_never_doubles_a_row(conn: psycopg.Connection) -> None:
 
 
 @pytest.mark.parametrize(
-    "fn, batch, message",
+    ("fn", "batch", "message"),
     [
         ("insert_events", {"not": "an array"}, "expected a JSON array of objects, got object"),
         ("insert_events", [1], "element 1 is not a JSON object"),

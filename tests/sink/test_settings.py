@@ -16,7 +16,7 @@ def test_defaults_are_valid_and_frozen() -> None:
 
 
 @pytest.mark.parametrize(
-    "field, value, fragment",
+    ("field", "value", "fragment"),
     [
         ("batch_size", 0, "sink.batch_size"),
         ("batch_size", 20_000, "from 1 to 10000"),

@@ -79,7 +79,7 @@ def test_acknowledging_out_of_order_is_refused(tmp_path: Path) -> None:
     first = spool.peek()
     assert first is not None
     spool.ack(first)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="acknowledged in order"):
         spool.ack(first)
 
 

@@ -22,20 +22,20 @@ DEMO_INDEX = (
 
 
 def group(pool_wait_ms: float = 0.0, connect_ms: float = 0.0, execute_ms: float = 0.0, **kw: Any) -> LookupGroup:
-    base: dict[str, Any] = dict(
-        fingerprint="a1b2c3d4e5f60718",
-        operation="get_conversation_messages",
-        statement=DEMO,
-        calls=40,
-        p50_ms=50.0,
-        p95_ms=90.0,
-        max_ms=544.0,
-        pool_wait_ms=pool_wait_ms,
-        connect_ms=connect_ms,
-        execute_ms=execute_ms,
-        pool="asyncpg",
-        pool_max_size=8,
-    )
+    base: dict[str, Any] = {
+        "fingerprint": "a1b2c3d4e5f60718",
+        "operation": "get_conversation_messages",
+        "statement": DEMO,
+        "calls": 40,
+        "p50_ms": 50.0,
+        "p95_ms": 90.0,
+        "max_ms": 544.0,
+        "pool_wait_ms": pool_wait_ms,
+        "connect_ms": connect_ms,
+        "execute_ms": execute_ms,
+        "pool": "asyncpg",
+        "pool_max_size": 8,
+    }
     base.update(kw)
     return LookupGroup(**base)
 

@@ -175,12 +175,12 @@ CHANGED = UNTIL - timedelta(minutes=20)
 
 
 def _change(**kw: Any) -> PlanChange:
-    base: dict[str, Any] = dict(
-        fingerprint="a1b2c3d4e5f60718", operation="get_conversation_messages", from_plan_hash=BEFORE,
-        to_plan_hash=AFTER, changed_at=CHANGED, before_calls=1855, before_estimated_calls=17587.0,
-        before_p50_ms=5.8, before_p95_ms=41.0, after_calls=1960, after_estimated_calls=19348.0, after_p50_ms=2.2,
-        after_p95_ms=2.5,
-    )  # fmt: skip
+    base: dict[str, Any] = {
+        "fingerprint": "a1b2c3d4e5f60718", "operation": "get_conversation_messages", "from_plan_hash": BEFORE,
+        "to_plan_hash": AFTER, "changed_at": CHANGED, "before_calls": 1855, "before_estimated_calls": 17587.0,
+        "before_p50_ms": 5.8, "before_p95_ms": 41.0, "after_calls": 1960, "after_estimated_calls": 19348.0,
+        "after_p50_ms": 2.2, "after_p95_ms": 2.5,
+    }  # fmt: skip
     base.update(kw)
     return PlanChange(**base)
 
@@ -225,13 +225,13 @@ def test_a_change_without_slow_calls_under_either_plan_gets_its_own_section() ->
 
 
 def _repeat(**kw: Any) -> NPlusOne:
-    base: dict[str, Any] = dict(
-        parent="call_tool", fingerprint="0a0a0a0a0a0a0a0a", operation="get_file",
-        statement="SELECT id, name FROM public.files WHERE id = $1", occurrences=76, traces=76, executions_p50=6.0,
-        executions_max=6, total_ms_p50=4.2, total_ms_max=9.1, total_ms_sum=320.0, example_trace_ids=TRACES,
-        fix="load all of them in one query under call_tool", batched_statement=batched_statement(
-            "SELECT id, name FROM public.files WHERE id = $1"),
-    )  # fmt: skip
+    base: dict[str, Any] = {
+        "parent": "call_tool", "fingerprint": "0a0a0a0a0a0a0a0a", "operation": "get_file",
+        "statement": "SELECT id, name FROM public.files WHERE id = $1", "occurrences": 76, "traces": 76,
+        "executions_p50": 6.0, "executions_max": 6, "total_ms_p50": 4.2, "total_ms_max": 9.1, "total_ms_sum": 320.0,
+        "example_trace_ids": TRACES, "fix": "load all of them in one query under call_tool",
+        "batched_statement": batched_statement("SELECT id, name FROM public.files WHERE id = $1"),
+    }  # fmt: skip
     base.update(kw)
     return NPlusOne(**base)
 

@@ -66,8 +66,8 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 def env_example() -> dict[str, str]:
     """``NAME=value`` lines of .env.example (comments and blank lines skipped)."""
     values: dict[str, str] = {}
-    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
+    for raw in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, sep, value = line.partition("=")

@@ -150,46 +150,46 @@ def _metric_rows(metric: Metric, base: Row) -> list[Row]:
             )
     elif isinstance(data, Histogram):
         temporality = _temporality(data.aggregation_temporality)
-        for hp in data.data_points:
-            rows.append(
-                {
-                    **common,
-                    "kind": "histogram",
-                    "temporality": temporality,
-                    "ts": iso_from_ns(hp.time_unix_nano),
-                    "start_ts": iso_from_ns(hp.start_time_unix_nano) if hp.start_time_unix_nano else None,
-                    "attributes": attributes(hp.attributes),
-                    "count": hp.count,
-                    "sum": finite(hp.sum),
-                    "min": finite(hp.min),
-                    "max": finite(hp.max),
-                    "bucket_bounds": list(hp.explicit_bounds),
-                    "bucket_counts": list(hp.bucket_counts),
-                }
-            )
+        rows.extend(
+            {
+                **common,
+                "kind": "histogram",
+                "temporality": temporality,
+                "ts": iso_from_ns(hp.time_unix_nano),
+                "start_ts": iso_from_ns(hp.start_time_unix_nano) if hp.start_time_unix_nano else None,
+                "attributes": attributes(hp.attributes),
+                "count": hp.count,
+                "sum": finite(hp.sum),
+                "min": finite(hp.min),
+                "max": finite(hp.max),
+                "bucket_bounds": list(hp.explicit_bounds),
+                "bucket_counts": list(hp.bucket_counts),
+            }
+            for hp in data.data_points
+        )
     elif isinstance(data, ExponentialHistogram):
         temporality = _temporality(data.aggregation_temporality)
-        for ep in data.data_points:
-            rows.append(
-                {
-                    **common,
-                    "kind": "exponential_histogram",
-                    "temporality": temporality,
-                    "ts": iso_from_ns(ep.time_unix_nano),
-                    "start_ts": iso_from_ns(ep.start_time_unix_nano) if ep.start_time_unix_nano else None,
-                    "attributes": attributes(ep.attributes),
-                    "count": ep.count,
-                    "sum": finite(ep.sum),
-                    "min": finite(ep.min),
-                    "max": finite(ep.max),
-                    "exponential": {
-                        "scale": ep.scale,
-                        "zero_count": ep.zero_count,
-                        "positive": {"offset": ep.positive.offset, "bucket_counts": list(ep.positive.bucket_counts)},
-                        "negative": {"offset": ep.negative.offset, "bucket_counts": list(ep.negative.bucket_counts)},
-                    },
-                }
-            )
+        rows.extend(
+            {
+                **common,
+                "kind": "exponential_histogram",
+                "temporality": temporality,
+                "ts": iso_from_ns(ep.time_unix_nano),
+                "start_ts": iso_from_ns(ep.start_time_unix_nano) if ep.start_time_unix_nano else None,
+                "attributes": attributes(ep.attributes),
+                "count": ep.count,
+                "sum": finite(ep.sum),
+                "min": finite(ep.min),
+                "max": finite(ep.max),
+                "exponential": {
+                    "scale": ep.scale,
+                    "zero_count": ep.zero_count,
+                    "positive": {"offset": ep.positive.offset, "bucket_counts": list(ep.positive.bucket_counts)},
+                    "negative": {"offset": ep.negative.offset, "bucket_counts": list(ep.negative.bucket_counts)},
+                },
+            }
+            for ep in data.data_points
+        )
     return rows
 
 

@@ -237,8 +237,10 @@ class OttlCondition(PolicySpec):
 
     def warnings(self) -> list[str]:
         return [
-            f"policies.{self.name}: ottl_condition is not evaluated in-process (no OTTL interpreter); "
-            "it votes not sampled here and runs only on a Collector tier"
+            (
+                f"policies.{self.name}: ottl_condition is not evaluated in-process (no OTTL interpreter); "
+                "it votes not sampled here and runs only on a Collector tier"
+            )
         ]
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
