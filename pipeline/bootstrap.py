@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -190,7 +191,9 @@ def build_telemetry(
 
             logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
             logger_provider.add_log_record_processor(
-                BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{settings.otlp.endpoint}/v1/logs"))
+                BatchLogRecordProcessor(
+                    OTLPLogExporter(endpoint=f"{settings.otlp.endpoint}/v1/logs", **_otlp_options(settings))
+                )
             )
         log_sampler = LogSampler(
             settings.logs.sampling,
@@ -232,9 +235,15 @@ def _sink_state(sink: PostgresSink) -> ComponentState:
 
 
 def _sampling_config(settings: Settings) -> TailSamplingConfig:
-    if settings.sampling.policies_file:
-        return load_tail_sampling_file(settings.sampling.policies_file)
-    return default_config(with_extensions=settings.sampling.extensions)
+    sampling = settings.sampling
+    if sampling.policies_file:
+        config = load_tail_sampling_file(sampling.policies_file)
+    else:
+        config = default_config(with_extensions=sampling.extensions)
+    if sampling.budget_traces_per_second is not None:  # the budget alone, without restating every policy
+        budget = dataclasses.replace(config.budget, traces_per_second=sampling.budget_traces_per_second)
+        config = dataclasses.replace(config, budget=budget)
+    return config
 
 
 def _push_exporters(settings: Settings) -> list[MetricExporter]:
@@ -242,7 +251,15 @@ def _push_exporters(settings: Settings) -> list[MetricExporter]:
         return []
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return [OTLPMetricExporter(endpoint=f"{settings.otlp.endpoint}/v1/metrics", timeout=settings.otlp.timeout_s)]
+    return [OTLPMetricExporter(endpoint=f"{settings.otlp.endpoint}/v1/metrics", **_otlp_options(settings))]
+
+
+def _otlp_options(settings: Settings) -> dict[str, Any]:
+    """Timeout and compression, the same for traces, metrics and logs."""
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    compression = Compression.Gzip if settings.otlp.compression == "gzip" else Compression.NoCompression
+    return {"timeout": settings.otlp.timeout_s, "compression": compression}
 
 
 def _views() -> list[View]:
@@ -258,9 +275,7 @@ def _configured_span_exporters(settings: Settings) -> list[SpanExporter]:
     if settings.otlp.endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporters.append(
-            OTLPSpanExporter(endpoint=f"{settings.otlp.endpoint}/v1/traces", timeout=settings.otlp.timeout_s)
-        )
+        exporters.append(OTLPSpanExporter(endpoint=f"{settings.otlp.endpoint}/v1/traces", **_otlp_options(settings)))
     tracing = settings.tracing
     if tracing.spans_file:
         exporters.append(

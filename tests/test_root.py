@@ -49,3 +49,26 @@ def test_the_noop_twin_records_nothing(tmp_path: Path) -> None:
     with twin.tracer_provider.get_tracer("t").start_as_current_span("nothing") as span:
         assert not span.is_recording()
     twin.shutdown()
+
+
+def test_the_budget_is_a_setting_of_its_own(tmp_path: Path) -> None:
+    """A user changes the kept-volume budget without restating every policy in a file."""
+    sieve = setup(_settings(tmp_path, sampling={"budget_traces_per_second": 5}), install_globals=False)  # type: ignore[arg-type]
+    assert sieve.telemetry is not None and sieve.telemetry.sampler is not None
+    assert sieve.telemetry.sampler.config.budget.traces_per_second == 5
+    sieve.shutdown()
+
+
+def test_otlp_export_compresses_when_asked(tmp_path: Path) -> None:
+    from tests.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        settings = _settings(
+            tmp_path, otlp={"endpoint": receiver.endpoint, "compression": "gzip"}, sampling={"enabled": False}
+        )
+        sieve = setup(settings, install_globals=False)  # type: ignore[arg-type]
+        with sieve.tracer_provider.get_tracer("t").start_as_current_span("work"):
+            pass
+        sieve.shutdown()
+        received = receiver.snapshot()
+    assert [s.name for s in received.spans] == ["work"] and received.encodings["gzip"] >= 1

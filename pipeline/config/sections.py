@@ -115,6 +115,7 @@ class OtlpSettings(Section):
     endpoint: str | None = None
     protocol: Literal["http/protobuf"] = "http/protobuf"
     timeout_s: float = Field(10.0, gt=0)
+    compression: Literal["none", "gzip"] = "none"
     logs: bool = True  # kept log records go to the endpoint too (``/v1/logs``)
 
     @field_validator("endpoint")
@@ -143,8 +144,10 @@ class SamplingSettings(Section):
     enabled: bool = True
     # A Collector YAML whose ``tail_sampling`` block replaces the default policies (e.g. the repo's otel-config.yaml).
     policies_file: Path | None = None
-    # Sieve's own policies (error_boost, rare) on top of the Collector-compatible ones.
+    # Sieve's own policies (error_boost, rare, n_plus_one, the client-input quota) on top of the Collector's.
     extensions: bool = True
+    # The kept-volume budget in kept traces per second (0: none); unset: the policies' own (20/s by default).
+    budget_traces_per_second: float | None = Field(None, ge=0)
 
 
 class LogsSection(Section):

@@ -5,7 +5,9 @@ The form Refinery and Datadog users know: a throughput goal in kept traces per s
 traces/s per process, is Datadog's two budgets together.
 
 Every decided trace has a *demand*: the probability ``pi`` that the policies keep it (1 for a trace a
-deterministic policy keeps). Demand per tier is a decayed rate (half-life ``half_life_s``). The budget serves the
+deterministic policy keeps). Demand per tier is the larger of two decayed rates: one with half-life
+``half_life_s`` and one four times faster, so a burst (after a quiet gap most of all) is seen within about a
+second instead of several half-lives, and the demand relaxes only as fast as the slow one. The budget serves the
 tiers in order - ``priority`` (errors, slow traces, other filter matches), then ``boosted`` (keys the error signal
 raised), then ``baseline`` - and gives each the scale ``s = min(1, what it is given / its demand)``. A tier
 with demand is always given at least ``min_share`` of the budget (10 %, or its demand if smaller), so no class
@@ -25,6 +27,8 @@ from pipeline.sampling.decision import Tier
 from pipeline.sampling.rates import DecayedRate
 
 MIN_HISTORY_S = 1.0  # a budget per second: never extrapolate a rate from less than a second of history
+FAST_FACTOR = 4.0  # the fast estimate's half-life is the slow one's divided by this
+FAST_MIN_HISTORY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class KeptBudget:
     def __init__(self, settings: BudgetSettings) -> None:
         self.settings = settings
         self._demand = {tier: DecayedRate(settings.half_life_s) for tier in Tier}
+        self._fast = {tier: DecayedRate(settings.half_life_s / FAST_FACTOR) for tier in Tier}
         self._scales_at: float | None = None
         self._scales: dict[Tier, float] = {}
 
@@ -60,7 +65,7 @@ class KeptBudget:
     def _compute(self, now: float) -> dict[Tier, float]:
         s = self.settings
         floor = s.min_share * s.traces_per_second
-        needs = [self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in Tier]
+        needs = [self._need(tier, now) for tier in Tier]
         left = s.traces_per_second
         out: dict[Tier, float] = {}
         for i, tier in enumerate(Tier):
@@ -83,7 +88,14 @@ class KeptBudget:
         """Count one decided trace of ``tier`` that the policies would keep with probability ``demand``."""
         if demand > 0.0:
             self._demand[tier].add(demand, now)
+            self._fast[tier].add(demand, now)
+
+    def _need(self, tier: Tier, now: float) -> float:
+        return max(
+            self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S),
+            self._fast[tier].rate(now, min_span_s=FAST_MIN_HISTORY_S),
+        )
 
     def demand(self, now: float) -> dict[Tier, float]:
         """Expected kept traces per second per tier without the budget (for reports)."""
-        return {tier: self._demand[tier].rate(now, min_span_s=MIN_HISTORY_S) for tier in Tier}
+        return {tier: self._need(tier, now) for tier in Tier}

@@ -19,7 +19,7 @@ from pipeline.sampling import TailSamplingProcessor, default_config, load_tail_s
 from pipeline.sampling.decision import Tier, Vote
 from pipeline.sampling.engine import DecisionEngine
 from pipeline.sampling.nplusone import Repetition, detect, span_marks
-from pipeline.sampling.policies import NPlusOne, Probabilistic
+from pipeline.sampling.policies import BuildContext, NPlusOne, Probabilistic
 from pipeline.sampling.region import EMPTY, FULL
 from pipeline.sampling.testing import FakeClock, RecordingProcessor, make_span
 from pipeline.sampling.trace import TraceView
@@ -150,19 +150,44 @@ def test_marks_name_the_repeated_spans_the_count_and_the_parent_fingerprint() ->
     }
 
 
-def test_the_policy_is_deterministic_its_region_all_or_nothing() -> None:
-    policy = NPlusOne(name="n-plus-one")
+def test_without_a_quota_the_policy_is_deterministic_its_region_all_or_nothing() -> None:
+    policy = NPlusOne(name="n-plus-one", traces_per_window=0).build(BuildContext())
     hit = policy.evaluate(TraceView(TRACE, _trace(_loop(5))), 0.0)
     miss = policy.evaluate(TraceView(TRACE, _trace(_loop(4))), 0.0)
     assert (hit.vote, hit.region, hit.source, hit.probability) == (Vote.SAMPLED, FULL, None, 1.0)
     assert (miss.vote, miss.region, miss.source, miss.probability) == (Vote.NOT_SAMPLED, EMPTY, None, 0.0)
-    assert NPlusOne(name="n", min_count=3).evaluate(TraceView(TRACE, _trace(_loop(3))), 0.0).vote is Vote.SAMPLED
+    three = NPlusOne(name="n", min_count=3, traces_per_window=0).build(BuildContext())
+    assert three.evaluate(TraceView(TRACE, _trace(_loop(3))), 0.0).vote is Vote.SAMPLED
+
+
+def test_a_pattern_is_kept_a_few_times_a_window_with_a_true_probability() -> None:
+    """Once a code path has an N+1 every turn has it: keep evidence, not every turn (counts stay unbiased)."""
+    policy = NPlusOne(name="n-plus-one", traces_per_window=5, window_s=60).build(BuildContext())
+    rng = random.Random(5)
+    kept_by_minute = [0, 0, 0]
+    estimate, first = 0.0, None
+    for i in range(9000):  # 50 N+1 traces a second for three minutes
+        trace_id = rng.getrandbits(128)
+        d = policy.evaluate(TraceView(trace_id, _trace(_loop(6), trace_id=trace_id)), i * 0.02)
+        first = first if first is not None else d.probability
+        if d.vote is Vote.SAMPLED:
+            kept_by_minute[i // 3000] += 1
+            estimate += 1 / d.probability
+    assert first == 1.0  # a new pattern's first trace is always kept
+    # The first window keeps about 5 x ln(traces) (the quota is spread over a count still growing), later ones
+    # about 5 each: a handful, not 3,000 a minute.
+    assert kept_by_minute[0] <= 60 and 2 <= kept_by_minute[1] + kept_by_minute[2] <= 40
+    assert estimate == pytest.approx(9000, rel=0.5)  # Horvitz-Thompson: unbiased, wide with so few kept
 
 
 def test_configuration_in_the_collector_shape_and_bad_values() -> None:
     raw = {"name": "loops", "type": "n_plus_one", "n_plus_one": {"min_count": 3, "min_total_duration_ms": 50}}
     (policy,) = load_tail_sampling({"policies": [raw]}).policies
     assert policy == NPlusOne(name="loops", min_count=3, min_total_duration_ms=50.0)
+    quota = {**raw, "n_plus_one": {"traces_per_window": 2, "window": "30s"}}
+    assert load_tail_sampling({"policies": [quota]}).policies == (
+        NPlusOne(name="loops", traces_per_window=2, window_s=30.0),
+    )
     assert load_tail_sampling({"policies": [{"name": "d", "type": "n_plus_one"}]}).policies == (NPlusOne(name="d"),)
     with pytest.raises(ConfigError, match=r"policies\.loops\.n_plus_one\.min_count"):
         NPlusOne(name="loops", min_count=1)
@@ -172,19 +197,12 @@ def test_configuration_in_the_collector_shape_and_bad_values() -> None:
         load_tail_sampling({"sampling_strategy": "span-ingest", "policies": [raw]})
 
 
-def test_default_set_keeps_an_n_plus_one_trace_with_probability_one_in_the_priority_tier() -> None:
+def test_default_set_keeps_a_new_n_plus_one_pattern_at_once_and_marks_it() -> None:
     engine = DecisionEngine(default_config(with_extensions=True).policies)
-    rng = random.Random(16)
-    for _ in range(200):  # whatever the trace's uniform: the reason is the detector's, never the baseline draw
-        trace_id = rng.getrandbits(128)
-        verdict = engine.decide(TraceView(trace_id, _trace(_loop(6), trace_id=trace_id)), 0.0)
-        assert (verdict.keep, verdict.reason, verdict.probability, verdict.tier) == (
-            True,
-            "n-plus-one",
-            1.0,
-            Tier.PRIORITY,
-        )
-        assert verdict.marks is not None and len(verdict.marks) == 7  # six repeated spans and their parent
+    verdict = engine.decide(TraceView(TRACE, _trace(_loop(6))), 0.0)
+    assert (verdict.keep, verdict.reason, verdict.probability) == (True, "n-plus-one", 1.0)
+    assert verdict.tier is not Tier.PRIORITY  # a quota keep: it must not crowd errors out of the budget
+    assert verdict.marks is not None and len(verdict.marks) == 7  # six repeated spans and their parent
     plain = engine.decide(TraceView(7, _trace(_loop(4), trace_id=7)), 0.0)
     assert plain.reason != "n-plus-one" and plain.marks is None
 
