@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 from opentelemetry.util.types import AttributeValue
 
@@ -30,6 +31,16 @@ from pipeline.sampling.trace import TraceView
 BOOSTED_ABOVE = 1.001  # a key counts as boosted while its boost factor is above this
 _BUDGET_TAG = 0x5EB0D6E7  # names the budget's own uniform of the trace
 _VOTE_SLOT = {Vote.SAMPLED: 0, Vote.NOT_SAMPLED: 1, Vote.DROPPED: 2}
+
+
+class EffectiveRate(TypedDict):
+    """One key's keep probability: of an ordinary trace before any boost (``base``), the error boost, the budget's
+    scale, and the probability the last such trace was kept with (``effective``)."""
+
+    base: float
+    boost: float
+    budget_scale: float
+    effective: float
 
 
 class DecisionEngine:
@@ -161,10 +172,10 @@ class DecisionEngine:
                 merged.setdefault(span_id, {}).update(attributes)
         return merged or None
 
-    def effective_rates(self, now: float) -> dict[str, dict[str, float]]:
+    def effective_rates(self, now: float) -> dict[str, EffectiveRate]:
         """Per key ``"service/operation"``: the base keep probability of an ordinary (non-error, fast) trace, the
         error boost, the budget scale, and the effective probability the last such trace was kept with."""
-        out: dict[str, dict[str, float]] = {}
+        out: dict[str, EffectiveRate] = {}
         for (service, operation), (p, scale) in list(self._last.items()):
             out[f"{service}/{operation}"] = {
                 "base": round(self.base_probability, 4),

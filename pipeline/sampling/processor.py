@@ -32,6 +32,7 @@ from pipeline.sampling.boost import ErrorSignal
 from pipeline.sampling.buffer import Release, TraceBuffer
 from pipeline.sampling.config import TailSamplingConfig
 from pipeline.sampling.counting import stamp
+from pipeline.sampling.engine import EffectiveRate
 from pipeline.sampling.metrics import NoopSamplerMetrics, SamplerGauges, SamplerMetrics
 from pipeline.sampling.span_metrics import DEFAULT_MAX_SPAN_NAMES, SpanCounts, SpanMetricsPublisher
 
@@ -301,7 +302,7 @@ class TailSamplingProcessor(SpanProcessor):
             stress=1.0 if buffer is not None and buffer.stress.active else 0.0,
         )
 
-    def effective_rates(self) -> dict[str, dict[str, float]]:
+    def effective_rates(self) -> dict[str, EffectiveRate]:
         """Per key ``"service/operation"``: base keep probability, boost, budget scale and the effective
         probability of an ordinary trace (e.g. base 0.1 -> effective 0.3 while the key errs)."""
         if self._buffer is None:

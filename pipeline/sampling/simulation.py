@@ -22,7 +22,7 @@ from opentelemetry.trace import StatusCode
 
 from pipeline.names.sampling import Outcome
 from pipeline.sampling.config import TailSamplingConfig
-from pipeline.sampling.engine import DecisionEngine
+from pipeline.sampling.engine import DecisionEngine, EffectiveRate
 from pipeline.sampling.testing import make_span
 from pipeline.sampling.trace import TraceView
 
@@ -66,7 +66,7 @@ class Result:
     seen_per_second: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     ok_per_second: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     windows: dict[tuple[int, Key], list[float]] = field(default_factory=dict)  # (window, key) -> [truth, est, var]
-    effective: dict[float, dict[str, dict[str, float]]] = field(default_factory=dict)
+    effective: dict[float, dict[str, EffectiveRate]] = field(default_factory=dict)
 
     def z(self, key: Key) -> float:
         sd = math.sqrt(self.variance[key])

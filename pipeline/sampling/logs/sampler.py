@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from pipeline.names import logs as n
 from pipeline.sampling.logs.gate import CategoryGate, Stamp
@@ -50,6 +50,14 @@ class DecisionSource(Protocol):
     """The tail sampler's side: it calls ``callback(trace_id, keep, probability, reason)`` once per trace."""
 
     def add_decision_listener(self, callback: DecisionListener) -> None: ...
+
+
+class CategoryRate(TypedDict):
+    """One category's configured rate (``base``), its rate now under the error boost, and the boost's multiplier."""
+
+    base: float
+    effective: float
+    multiplier: float
 
 
 class LogSampler:
@@ -193,7 +201,7 @@ class LogSampler:
         """Records held waiting for a decision (including those not yet drained from the intake)."""
         return len(self._pending) + len(self._intake)
 
-    def effective_rates(self) -> dict[str, dict[str, float]]:
+    def effective_rates(self) -> dict[str, CategoryRate]:
         """Per category: the configured rate and the rate now, under the error boost (e.g. 0.001 -> 0.01)."""
         multiplier = self.multiplier()
         with self._lock:
