@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -126,12 +127,25 @@ def test_cli_migrate_against_a_dsn(migrated_dsn: str, capsys: pytest.CaptureFixt
     assert "applied 0 migration(s)" in capsys.readouterr().out
 
 
-async def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
+async def test_a_failed_start_leaves_nothing_running() -> None:
     """The service's port is taken after Postgres started: the error surfaces and the embedded server stops."""
-    import socket
+    import shutil
+    import tempfile
 
     from pipeline.demo.run import start_stack
     from pipeline.errors import ListenError
+
+    # Not pytest's tmp_path: under root, pgserver's own system user must reach the data directory, and pytest's
+    # base directory is private to root (the session fixture uses mkdtemp for the same reason).
+    tmp_path = Path(tempfile.mkdtemp(prefix="sieve-test-failed-start-"))
+    try:
+        await _failed_start(tmp_path, start_stack, ListenError)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+async def _failed_start(tmp_path: Path, start_stack: Any, error: type[Exception]) -> None:
+    import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -144,6 +158,6 @@ async def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
             sink={"spool_dir": str(tmp_path / "spool")},
             demo={"heavy_conversations": 0, "seed_conversations": 5},
         )
-        with pytest.raises(ListenError, match=r"service\.port"):
+        with pytest.raises(error, match=r"service\.port"):
             await start_stack(settings)
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
