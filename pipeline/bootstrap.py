@@ -41,6 +41,7 @@ from pipeline.health import ComponentState, Readiness
 from pipeline.http import TelemetryServer
 from pipeline.names import DURATION_BUCKETS_S
 from pipeline.sampling import (
+    SpanObserver,
     TailSamplingConfig,
     TailSamplingProcessor,
     build_span_pipeline,
@@ -110,6 +111,7 @@ def build_telemetry(
     *,
     span_exporters: Sequence[SpanExporter] = (),
     upstream_processors: Sequence[SpanProcessor] = (),
+    span_observers: Sequence[SpanObserver] = (),
     serve_http: bool | None = None,
     install_globals: bool = False,
     database_dsn: str | None = None,
@@ -171,7 +173,10 @@ def build_telemetry(
     # -- sampling (pipeline/sampling owns this): one processor = RED span metrics from 100 % of spans, counted off
     # the event loop (on even with sampling off), then the tail sampler, or a pass-through when sampling is off.
     span_pipeline = build_span_pipeline(
-        kept, _sampling_config(settings) if settings.sampling.enabled else None, meter_provider
+        kept,
+        _sampling_config(settings) if settings.sampling.enabled else None,
+        meter_provider,
+        observers=span_observers,
     )
     tracer_provider.add_span_processor(span_pipeline)
     sampler: TailSamplingProcessor | None = span_pipeline if span_pipeline.sampling else None

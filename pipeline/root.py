@@ -42,6 +42,7 @@ from pipeline.bootstrap import Telemetry, build_telemetry
 from pipeline.config import Settings, load_settings
 from pipeline.db import to_url
 from pipeline.health import CachedCheck, ComponentState
+from pipeline.sampling import SpanObserver
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def setup(
     serve_http: bool | None = None,
     span_exporters: Sequence[SpanExporter] = (),
     upstream_processors: Sequence[SpanProcessor] = (),
+    span_observers: Sequence[SpanObserver] = (),
 ) -> Sieve:
     """Build and start the whole pipeline from ``settings`` (default: :func:`pipeline.config.load_settings`).
 
@@ -118,7 +120,8 @@ def setup(
     capture. ``install_globals`` sets OpenTelemetry's global providers (what instrumentations and
     ``trace.get_tracer`` use); tests pass False to build several pipelines side by side. ``span_exporters`` get the
     kept spans besides the configured ones (tests pass an ``InMemorySpanExporter``); ``upstream_processors`` see
-    every span before sampling.
+    every span before sampling, on the application's thread; ``span_observers`` see every span too, in slices, on the
+    tail sampler's worker thread (cheaper for the application: statistics, counting).
     """
     settings = settings if settings is not None else load_settings()
     dsn = database_dsn or settings.database.dsn
@@ -126,6 +129,7 @@ def setup(
         settings,
         span_exporters=span_exporters,
         upstream_processors=upstream_processors,
+        span_observers=span_observers,
         serve_http=serve_http,
         install_globals=install_globals,
         database_dsn=settings.sink.dsn or dsn,

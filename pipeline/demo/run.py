@@ -118,7 +118,7 @@ async def start_stack(
                 settings,
                 database_dsn=database.dsn,
                 install_globals=install_globals,
-                upstream_processors=[stats],
+                span_observers=[stats.observe],
                 span_exporters=span_exporters,
             )
         else:

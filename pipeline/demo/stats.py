@@ -1,7 +1,8 @@
 """What the demo report says about spans: counts by name and status, storage timings split by phase.
 
-A plain ``SpanProcessor`` that sees every span as it ends (before any sampling), kept deliberately small: the
-report needs a few numbers, not a trace store.
+A span observer (``pipeline.setup(span_observers=[stats.observe])``): it sees every span, before any sampling,
+in slices on the tail sampler's worker thread, so the demo's own bookkeeping costs the event loop nothing. Kept
+deliberately small: the report needs a few numbers, not a trace store.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -38,7 +38,7 @@ class _OpTimes:
     execute_s: float = 0.0
 
 
-class SpanStats(SpanProcessor):
+class SpanStats:
     """Counts every ended span by name and status, and sums storage operations' time per phase, for the report."""
 
     def __init__(self, rng: random.Random | None = None) -> None:
@@ -49,31 +49,33 @@ class SpanStats(SpanProcessor):
         self.storage: dict[str, _OpTimes] = defaultdict(_OpTimes)
         self.total = 0
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
-    def on_end(self, span: ReadableSpan) -> None:
-        attrs = span.attributes or {}
+    def observe(self, spans: Sequence[ReadableSpan]) -> None:
+        """Count a slice of ended spans (one lock for the slice)."""
         with self._lock:
-            self.total += 1
-            self.by_name[span.name] += 1
-            if span.status.status_code is StatusCode.ERROR:
-                self.errors_by_name[span.name] += 1
-            op = attrs.get(db.DB_OPERATION)
-            if op is not None and db.POOL_WAIT_S in attrs and span.end_time and span.start_time:
-                t = self.storage[str(op)]
-                t.count += 1
-                duration = (span.end_time - span.start_time) / 1e9
-                # A uniform reservoir keeps the percentiles honest without keeping every duration.
-                if len(t.durations_s) < _RESERVOIR:
-                    t.durations_s.append(duration)
-                else:
-                    j = self._rng.randrange(t.count)
-                    if j < _RESERVOIR:
-                        t.durations_s[j] = duration
-                t.pool_wait_s += _seconds(attrs, db.POOL_WAIT_S)
-                t.connect_s += _seconds(attrs, db.CONNECT_S)
-                t.execute_s += _seconds(attrs, db.EXECUTE_S)
+            for span in spans:
+                self._count(span)
+
+    def _count(self, span: ReadableSpan) -> None:
+        attrs = span.attributes or {}
+        self.total += 1
+        self.by_name[span.name] += 1
+        if span.status.status_code is StatusCode.ERROR:
+            self.errors_by_name[span.name] += 1
+        op = attrs.get(db.DB_OPERATION)
+        if op is not None and db.POOL_WAIT_S in attrs and span.end_time and span.start_time:
+            t = self.storage[str(op)]
+            t.count += 1
+            duration = (span.end_time - span.start_time) / 1e9
+            # A uniform reservoir keeps the percentiles honest without keeping every duration.
+            if len(t.durations_s) < _RESERVOIR:
+                t.durations_s.append(duration)
+            else:
+                j = self._rng.randrange(t.count)
+                if j < _RESERVOIR:
+                    t.durations_s[j] = duration
+            t.pool_wait_s += _seconds(attrs, db.POOL_WAIT_S)
+            t.connect_s += _seconds(attrs, db.CONNECT_S)
+            t.execute_s += _seconds(attrs, db.EXECUTE_S)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -98,12 +100,6 @@ class SpanStats(SpanProcessor):
                 "errors_by_name": dict(self.errors_by_name.most_common()),
                 "storage": storage,
             }
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 def _q(sorted_values: list[float], q: float) -> float:

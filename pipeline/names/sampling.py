@@ -90,6 +90,7 @@ class ErrorSite(StrEnum):
     INTAKE = "intake"  # one span entering the buffer
     DOWNSTREAM = "downstream"  # the exporters' processor, handed a kept span
     LISTENER = "listener"  # a decision listener (the log sampler)
+    OBSERVER = "observer"  # a span observer (every span, before sampling)
 
 
 SPAN_CALLS = MetricSpec(

@@ -28,13 +28,14 @@ from pipeline.sampling.config import (
     load_tail_sampling_file,
 )
 from pipeline.sampling.defaults import default_config
-from pipeline.sampling.processor import TailSamplingProcessor, build_span_pipeline
+from pipeline.sampling.processor import SpanObserver, TailSamplingProcessor, build_span_pipeline
 from pipeline.sampling.span_metrics import SpanMetricsProcessor
 
 __all__ = [
     "ErrorSignal",
     "ErrorSignalSettings",
     "SpanMetricsProcessor",
+    "SpanObserver",
     "StressRelief",
     "TailSamplingConfig",
     "TailSamplingProcessor",

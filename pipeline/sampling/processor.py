@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 DecisionListener = Callable[[int, bool, float, str], None]
 # The same, a cycle's decisions at once: [(trace_id, keep, probability, reason), ...].
 BatchListener = Callable[[Sequence[tuple[int, bool, float, str]]], None]
+# Sees every ended span, a slice at a time, on the worker thread before any sampling (the demo's span statistics).
+SpanObserver = Callable[[Sequence[ReadableSpan]], None]
 SLICE_SPANS = 256  # spans the worker takes at once
 YIELD_AFTER_S = 0.002  # worker time between voluntary GIL hand-offs (the interpreter forces one every 5 ms)
 _WAKE_BATCH = 512  # wake the worker early once this many spans wait
@@ -66,9 +68,11 @@ class TailSamplingProcessor(SpanProcessor):
         meter_provider: MeterProvider | None = None,
         span_metrics: bool = False,
         max_span_names: int = DEFAULT_MAX_SPAN_NAMES,
+        observers: Sequence[SpanObserver] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._downstream = downstream
+        self._observers = tuple(observers)
         self._config = config
         self._clock = clock
         self._buffer = TraceBuffer(config) if config is not None else None
@@ -201,6 +205,12 @@ class TailSamplingProcessor(SpanProcessor):
                 spans = [queue.popleft() for _ in range(take)]
                 if self.span_counts is not None:
                     self.span_counts.count(spans)
+                for observe in self._observers:
+                    try:
+                        observe(spans)
+                    except Exception:  # an observer's failure costs the spans nothing
+                        self._internal_errors += 1
+                        self._metrics.internal_error(ErrorSite.OBSERVER)
                 if buffer is None:
                     self._pass_through(spans)
                 else:
@@ -378,8 +388,12 @@ def build_span_pipeline(
     config: TailSamplingConfig | None,
     meter_provider: MeterProvider,
     *,
+    observers: Sequence[SpanObserver] = (),
     clock: Callable[[], float] = time.monotonic,
 ) -> TailSamplingProcessor:
     """What the composition root adds to the ``TracerProvider``: span metrics (RED, from 100 % of spans, counted
-    off the event loop) and, unless ``config`` is None, the tail sampler forwarding kept spans to ``kept``."""
-    return TailSamplingProcessor(kept, config, meter_provider=meter_provider, span_metrics=True, clock=clock)
+    off the event loop), ``observers`` called with every span on the same worker thread (before sampling), and,
+    unless ``config`` is None, the tail sampler forwarding kept spans to ``kept``."""
+    return TailSamplingProcessor(
+        kept, config, meter_provider=meter_provider, span_metrics=True, observers=observers, clock=clock
+    )

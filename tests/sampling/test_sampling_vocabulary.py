@@ -27,7 +27,7 @@ def test_label_values_are_the_strings_dashboards_and_alerts_know() -> None:
     assert [r.value for r in ShedReason] == ["queue_full", "stress_relief"]
     assert [r.value for r in Reason] == ["none", "budget", "stress_relief", "maximum_trace_size_bytes", "shutdown"]
     assert {t.value for t in Trigger} >= {"num_traces", "max_buffered_spans", "span_limit", "maximum_trace_size_bytes"}
-    assert [s.value for s in ErrorSite] == ["worker", "intake", "downstream", "listener"]
+    assert [s.value for s in ErrorSite] == ["worker", "intake", "downstream", "listener", "observer"]
 
 
 def test_a_member_is_its_string() -> None:
