@@ -268,11 +268,22 @@ def _otlp_options(settings: Settings) -> dict[str, Any]:
 
 
 def _views() -> list[View]:
-    # Instrumentations that do not advise buckets (psycopg's db.client.operation.duration) still get seconds.
+    """Seconds-shaped buckets for the contrib database instrumentations, which advise none (psycopg's
+    ``db.client.operation.duration`` in the stable-semconv mode). Scoped to their meters: Sieve's own histograms
+    advise their buckets from ``pipeline/names`` (a connection's lifetime runs to hours, not 30 s)."""
+    seconds = ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S)
     return [
-        View(instrument_name="*.duration", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S)),
-        View(instrument_name="*_time", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_S)),
+        View(instrument_name=pattern, meter_name=meter, aggregation=seconds)
+        for meter in _CONTRIB_DB_METERS
+        for pattern in ("*.duration", "*_time")
     ]
+
+
+_CONTRIB_DB_METERS = (
+    "opentelemetry.instrumentation.psycopg",
+    "opentelemetry.instrumentation.asyncpg",
+    "opentelemetry.instrumentation.dbapi",
+)
 
 
 def _configured_span_exporters(settings: Settings) -> list[SpanExporter]:

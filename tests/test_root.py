@@ -72,3 +72,19 @@ def test_otlp_export_compresses_when_asked(tmp_path: Path) -> None:
         sieve.shutdown()
         received = receiver.snapshot()
     assert [s.name for s in received.spans] == ["work"] and received.encodings["gzip"] >= 1
+
+
+def test_sieves_own_histograms_keep_their_buckets(tmp_path: Path) -> None:
+    """The seconds view is for the contrib instrumentations: a connection lifetime still buckets up to hours."""
+    from prometheus_client import generate_latest
+
+    from pipeline.metering import histogram
+    from pipeline.names import websocket as ws
+
+    sieve = setup(_settings(tmp_path, sampling={"enabled": False}), install_globals=False, serve_http=False)  # type: ignore[arg-type]
+    assert sieve.telemetry is not None
+    lifetime = histogram(sieve.meter_provider.get_meter("sieve.collectors.websocket"), ws.CONNECTION_DURATION)
+    lifetime.record(3000.0, {ws.CLOSE_CODE: "1000"})
+    exposition = generate_latest(sieve.telemetry.registry).decode()
+    sieve.shutdown()
+    assert 'le="3600"' in exposition and 'le="14400"' in exposition
