@@ -34,7 +34,7 @@ bumps ``version``)::
       "plan_changes": [PlanChange, ...],     # every fingerprint whose plan changed in the window
       "n_plus_one": {
         "source": "scan" | "marked" | "off", # found in the stored spans / read from the sampler's marks
-        "since": "..." | null,               # a scan looks at the window's last hour at most
+        "since": "..." | null,               # a scan looks at the window's last 15 minutes at most
         "groups": [{
           "parent": "call_tool",             # the span the loop ran under ("(parent not kept)" if not stored)
           "fingerprint": "...", "operation": "get_file", "statement": "SELECT ... WHERE id = $1" | "",
